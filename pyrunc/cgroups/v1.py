@@ -1,0 +1,121 @@
+"""The cgroup v1 cgroupfs driver, for legacy hosts and hybrid ones (v1 controllers + cgroup2 mount).
+
+Each v1 hierarchy is a separate filesystem with its own tree; a container has one directory in each
+(co-mounted controllers such as `cpu,cpuacct` share it). On a hybrid host the container also gets a
+directory in the cgroup2 mount, so that tools reading the `0::` line of /proc/<pid>/cgroup find it.
+Freezing uses the v1 freezer controller.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyrunc.cgroups import CgroupError
+from pyrunc.cgroups.fs import (
+    FsManagerBase,
+    cgroup_mounts,
+    hierarchy_dir,
+    own_cgroups,
+    read,
+    write,
+)
+
+# freezer.state moves THAWED -> FREEZING -> FROZEN; tasks in uninterruptible sleep can hold it in
+# FREEZING, and re-writing FROZEN nudges the kernel to retry them.
+_FREEZE_TIMEOUT = 5.0
+_FREEZE_POLL = 0.001
+_FREEZE_REWRITE_EVERY = 0.1
+
+
+class FsV1Manager(FsManagerBase):
+    """A container cgroup spread over every mounted v1 hierarchy (and the unified one if hybrid)."""
+
+    @classmethod
+    def for_path(cls, cgroups_path: str) -> FsV1Manager:
+        """Resolve `cgroups_path` in every hierarchy this process can see."""
+        own = own_cgroups()
+        mounts = cgroup_mounts()
+        has_v1 = any(m.fstype == "cgroup" for m in mounts)
+        if not has_v1:
+            raise CgroupError("no cgroup v1 hierarchy is mounted and cgroup v2 is not mounted at "
+                              "/sys/fs/cgroup")
+        dirs: dict[str, str] = {}
+        for mount in mounts:
+            directory = hierarchy_dir(mount, cgroups_path, own)
+            for name in mount.names:
+                dirs.setdefault(name, directory)
+        return cls(dirs)
+
+    # --- creation --------------------------------------------------------------------------------
+
+    def _after_mkdir(self, directory: str, made: list[str]) -> None:
+        if directory == self._dirs.get("cpuset"):
+            _inherit_cpuset(directory)
+
+    # --- freezer ---------------------------------------------------------------------------------
+
+    def _freezer(self) -> str:
+        directory = self._dirs.get("freezer")
+        if directory is None:
+            raise CgroupError("the freezer cgroup controller is not mounted: cannot freeze")
+        return directory
+
+    def can_freeze(self) -> bool:
+        return "freezer" in self._dirs
+
+    def freeze(self) -> None:
+        """Write FROZEN and wait for freezer.state to say FROZEN (thaw again if it never does)."""
+        directory = self._freezer()
+        step = f"freeze cgroup {directory}"
+        write(directory, "freezer.state", "FROZEN", step)
+        deadline = time.monotonic() + _FREEZE_TIMEOUT
+        next_rewrite = time.monotonic() + _FREEZE_REWRITE_EVERY
+        while read(directory, "freezer.state") != "FROZEN":
+            now = time.monotonic()
+            if now > deadline:
+                self.thaw()
+                raise CgroupError(f"{step}: still FREEZING after {_FREEZE_TIMEOUT:g} s")
+            if now > next_rewrite:
+                write(directory, "freezer.state", "FROZEN", step)
+                next_rewrite = now + _FREEZE_REWRITE_EVERY
+            time.sleep(_FREEZE_POLL)
+
+    def thaw(self) -> None:
+        directory = self._freezer()
+        write(directory, "freezer.state", "THAWED", f"thaw cgroup {directory}")
+
+    def is_frozen(self) -> bool:
+        directory = self._dirs.get("freezer")
+        if directory is None:
+            return False
+        try:
+            return read(directory, "freezer.state") == "FROZEN"
+        except FileNotFoundError:
+            return False
+
+
+def _inherit_cpuset(leaf: str) -> None:
+    """Give new cpuset cgroups their parent's cpus and mems.
+
+    A v1 cpuset cgroup starts with empty cpuset.cpus/cpuset.mems, and the kernel refuses to attach a
+    task to it (ENOSPC) until both are set; so every empty level, top down, copies its parent's.
+    """
+    chain: list[str] = []
+    directory = leaf
+    while True:
+        try:
+            if read(directory, "cpuset.cpus") and read(directory, "cpuset.mems"):
+                break
+        except FileNotFoundError:
+            return  # mounted with `noprefix` or not a cpuset hierarchy: nothing we know to do
+        chain.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return
+        directory = parent
+    for directory in reversed(chain):
+        parent = os.path.dirname(directory)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not read(directory, name):
+                write(directory, name, read(parent, name), f"initialise cpuset of {directory}")

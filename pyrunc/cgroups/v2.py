@@ -1,0 +1,126 @@
+"""The cgroup v2 cgroupfs driver, for hosts where cgroup2 is the only hierarchy (/sys/fs/cgroup).
+
+One directory per container. A controller is usable in a cgroup only when every ancestor lists it in
+cgroup.subtree_control, so creation enables the available ones on the way down. Freezing uses the
+core cgroup.freeze file (Linux 5.2) and cgroup.kill (5.14) kills the whole tree in one write.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from pyrunc.cgroups import UNIFIED, V2_ROOT, CgroupError
+from pyrunc.cgroups.fs import FsManagerBase, cgroup_mounts, hierarchy_dir, own_cgroups, read, write
+
+_FREEZE_TIMEOUT = 5.0
+_FREEZE_POLL = 0.001
+
+
+class FsV2Manager(FsManagerBase):
+    """A container cgroup in the single cgroup2 hierarchy."""
+
+    def __init__(self, directory: str, created: tuple[str, ...] = ()) -> None:
+        super().__init__({UNIFIED: directory}, created)
+        self._dir = directory
+
+    @classmethod
+    def for_path(cls, cgroups_path: str) -> FsV2Manager:
+        for mount in cgroup_mounts():
+            if mount.fstype == "cgroup2" and mount.mountpoint == V2_ROOT:
+                return cls(hierarchy_dir(mount, cgroups_path, own_cgroups()))
+        raise CgroupError(f"cgroup2 is not mounted at {V2_ROOT}")
+
+    # --- creation --------------------------------------------------------------------------------
+
+    def _after_mkdir(self, directory: str, made: list[str]) -> None:
+        """Enable every available controller in each ancestor, so the container's cgroup has them.
+
+        The ancestors are the directories above `directory` up to the root of the cgroup2 mount
+        (the last one with a cgroup.controllers file), enabled from the top down.
+        """
+        ancestors: list[str] = []
+        parent = os.path.dirname(directory)
+        while parent != directory and os.path.exists(os.path.join(parent, "cgroup.controllers")):
+            ancestors.append(parent)
+            directory, parent = parent, os.path.dirname(parent)
+        for ancestor in reversed(ancestors):
+            _enable_controllers(ancestor)
+
+    # --- freezer ---------------------------------------------------------------------------------
+
+    def can_freeze(self) -> bool:
+        return os.path.exists(os.path.join(self._dir, "cgroup.freeze"))
+
+    def freeze(self) -> None:
+        """Write 1 to cgroup.freeze and wait until cgroup.events reports `frozen 1`."""
+        step = f"freeze cgroup {self._dir}"
+        if not self.can_freeze() and os.path.isdir(self._dir):
+            raise CgroupError(f"{step}: cgroup.freeze is missing (needs Linux 5.2)")
+        write(self._dir, "cgroup.freeze", "1", step)
+        deadline = time.monotonic() + _FREEZE_TIMEOUT
+        while not _events_frozen(self._dir):
+            if time.monotonic() > deadline:
+                self.thaw()
+                raise CgroupError(f"{step}: not frozen after {_FREEZE_TIMEOUT:g} s")
+            time.sleep(_FREEZE_POLL)
+
+    def thaw(self) -> None:
+        write(self._dir, "cgroup.freeze", "0", f"thaw cgroup {self._dir}")
+
+    def is_frozen(self) -> bool:
+        try:
+            return read(self._dir, "cgroup.freeze") == "1"
+        except FileNotFoundError:
+            return False
+
+    # --- signals ---------------------------------------------------------------------------------
+
+    def kill_all(self, sig: int) -> None:
+        """SIGKILL through cgroup.kill when the kernel has it (no race with forking tasks); a paused
+        container is thawed afterwards, as with the freeze-signal-thaw fallback."""
+        if sig == signal.SIGKILL and os.path.exists(os.path.join(self._dir, "cgroup.kill")):
+            try:
+                write(self._dir, "cgroup.kill", "1", f"kill cgroup {self._dir}")
+                if self.is_frozen():
+                    self.thaw()
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+            return
+        super().kill_all(sig)
+
+
+def _events_frozen(directory: str) -> bool:
+    for line in read(directory, "cgroup.events").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "frozen":
+            return value.strip() == "1"
+    return False
+
+
+def _enable_controllers(directory: str) -> None:
+    """Add every controller listed in cgroup.controllers to cgroup.subtree_control.
+
+    All at once first; if the kernel refuses (e.g. one controller cannot be enabled there), one by
+    one, keeping the ones it accepts.
+    """
+    available = read(directory, "cgroup.controllers").split()
+    enabled = set(read(directory, "cgroup.subtree_control").split())
+    missing = [c for c in available if c not in enabled]
+    if not missing:
+        return
+    step = f"enable controllers in {directory}"
+    try:
+        write(directory, "cgroup.subtree_control", " ".join("+" + c for c in missing), step)
+        return
+    except OSError:
+        pass
+    from pyrunc import log
+    for controller in missing:
+        try:
+            write(directory, "cgroup.subtree_control", "+" + controller, step)
+        except OSError as exc:
+            log.debug(f"cannot enable the {controller} controller: {exc}")

@@ -1,0 +1,1 @@
+"""runc's command-line surface: global flags in `main`, one module per command."""

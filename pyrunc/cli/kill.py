@@ -1,0 +1,53 @@
+"""`pyrunc kill`: send a signal to the container's init (or, with --all, to all its processes)."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from pyrunc.cli.flags import Flag, UsageError
+from pyrunc.container.state import ContainerError
+
+USAGE = "[command options] <container-id> [signal]"
+DESCRIPTION = """   The kill command sends the specified signal (default: SIGTERM) to the container's init
+   process. The signal is a number or a name, with or without SIG (KILL, SIGKILL, 9).
+"""
+FLAGS = [Flag("all, a", help="send the specified signal to all processes inside the container")]
+INTERSPERSED = False
+
+
+def parse_signal(text: str) -> int:
+    """9, KILL, SIGKILL, sigkill, RTMIN+3 -> signal number."""
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signal.NSIG:
+            return number
+        raise ContainerError(f'unknown signal "{text}"')
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-"):
+        base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
+        try:
+            offset = int(name[9:])
+        except ValueError:
+            raise ContainerError(f'unknown signal "{text}"') from None
+        return base + offset if name.startswith("SIGRTMIN") else base - offset
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ContainerError(f'unknown signal "{text}"') from None
+
+
+def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+    from pyrunc.container import lifecycle
+
+    # urfave/cli stops at the id for this command, but flags right after it are still accepted.
+    while len(args) > 1 and args[1] in ("--all", "-all", "-a", "--all=true", "-all=true"):
+        opts["all"] = True
+        del args[1]
+    if not args or len(args) > 2:
+        raise UsageError('"kill" requires a minimum of 1 and a maximum of 2 arguments')
+    sig = parse_signal(args[1]) if len(args) == 2 else int(signal.SIGTERM)
+    lifecycle.kill(ctx.root, args[0], sig, all_processes=opts["all"])
+    return 0

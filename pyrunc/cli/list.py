@@ -1,0 +1,63 @@
+"""`pyrunc list`: the containers under --root, as runc's table or JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from pyrunc.cli.flags import Flag, UsageError
+from pyrunc.container.state import ContainerError
+
+USAGE = "[command options]"
+DESCRIPTION = """   The list command lists containers started by pyrunc with the given root.
+"""
+FLAGS = [
+    Flag("format, f", "str", "table", help="select one of: table or json"),
+    Flag("quiet, q", help="display only container IDs"),
+]
+
+
+def _owner(path: str) -> str:
+    import pwd
+
+    uid = os.stat(path).st_uid
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
+
+
+def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+    from pyrunc.cli.main import default_root
+    from pyrunc.container.lifecycle import runc_state
+    from pyrunc.container.state import ContainerNotFound, StateDir, list_ids
+
+    if args:
+        raise UsageError("list takes no arguments")
+    if opts["format"] not in ("table", "json"):
+        raise ContainerError(f"invalid format option {opts['format']!r}")
+    if not os.path.isdir(ctx.root) and ctx.root != os.path.abspath(default_root()):
+        raise ContainerError(f"open {ctx.root}: ENOENT (no such file or directory)")
+    entries = []
+    for container_id in list_ids(ctx.root):
+        state_dir = StateDir(ctx.root, container_id)
+        try:
+            doc = runc_state(state_dir, state_dir.load())
+        except (ContainerNotFound, ValueError):
+            continue
+        doc["owner"] = _owner(state_dir.path)
+        entries.append(doc)
+    if opts["quiet"]:
+        sys.stdout.write("".join(e["id"] + "\n" for e in entries))
+    elif opts["format"] == "json":
+        sys.stdout.write(json.dumps(entries or None) + "\n")
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(e["id"], str(e["pid"]), e["status"], e["bundle"], e["created"], e["owner"])
+                 for e in entries]
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for row in rows:
+            sys.stdout.write("".join(c.ljust(w + 3) for c, w in zip(row, widths)) + row[5] + "\n")
+    return 0

@@ -1,0 +1,188 @@
+"""`pyrunc [global options] command [command options] [arguments...]` — runc's command line.
+
+Each command lives in its own module under `pyrunc.cli` and is imported only when it is run, so
+`pyrunc state` (which containerd calls constantly) pays for nothing it does not use.
+A command module provides `FLAGS` (list of Flag), `USAGE`, `DESCRIPTION` and
+`run(ctx: Context, opts: dict, args: list[str]) -> int`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from pyrunc import OCI_VERSION, __version__
+from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
+
+#: command name -> (module, one-line summary), in the order `--help` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "create": ("create", "create a container"),
+    "delete": ("delete", "delete any resources held by the container often used with detached container"),
+    "features": ("features", "show the enabled features"),
+    "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"),
+    "list": ("list", "lists containers started by pyrunc with the given root"),
+    "run": ("run", "create and run a container"),
+    "spec": ("spec", "create a new specification file"),
+    "start": ("start", "executes the user defined process in a created container"),
+    "state": ("state", "output the state of a container"),
+}
+
+GLOBAL_FLAGS = [
+    Flag("debug", help="enable debug logging"),
+    Flag("log", "str", help="set the log file to write pyrunc logs to (default is '/dev/stderr')"),
+    Flag("log-format", "str", "text", help="set the log format ('text' (default), or 'json')"),
+    Flag("root", "str", help="root directory for storage of container state (this should be "
+         "located in tmpfs) (default: \"/run/pyrunc\")"),
+    Flag("systemd-cgroup", help="enable systemd cgroup support, expects cgroupsPath to be of form "
+         "\"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""),
+    Flag("rootless", "str", "auto", help="ignore cgroup permission errors ('true', 'false', or 'auto')"),
+    Flag("criu", "str", hidden=True),
+    Flag("help, h", help="show help"),
+    Flag("version, v", help="print the version"),
+]
+
+NAME = "pyrunc"
+
+
+class Context:
+    """Global options, resolved once and handed to every command."""
+
+    def __init__(self, root: str, systemd_cgroup: bool, rootless: str, debug: bool) -> None:
+        self.root = root
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
+        self.debug = debug
+
+
+def version_text() -> str:
+    """`--version`; go-runc parses the first line, which must start with `runc version `."""
+    return (f"runc version {__version__}\ncommit: pyrunc-{__version__}\nspec: {OCI_VERSION}\n"
+            f"python: {sys.version.split()[0]}\n")
+
+
+def main_help() -> str:
+    commands = "\n".join(f"   {name:<10} {summary}" for name, (_, summary) in COMMANDS.items())
+    return f"""NAME:
+   {NAME} - Open Container Initiative runtime, written in Python
+
+{NAME} is a command line client for running applications packaged according to the Open
+Container Initiative (OCI) format and is a compliant implementation of the Open Container
+Initiative specification, with the command line of runc.
+
+USAGE:
+   {NAME} [global options] command [command options] [arguments...]
+
+VERSION:
+   {__version__}
+spec: {OCI_VERSION}
+
+COMMANDS:
+{commands}
+   help, h    Shows a list of commands or help for one command
+
+GLOBAL OPTIONS:
+{format_flags(GLOBAL_FLAGS)}
+"""
+
+
+def command_help(name: str, module: object) -> str:
+    flags = getattr(module, "FLAGS", [])
+    text = f"NAME:\n   {NAME} {name} - {COMMANDS[name][1]}\n\nUSAGE:\n   {NAME} {name} " \
+           f"{getattr(module, 'USAGE', '')}\n"
+    description = getattr(module, "DESCRIPTION", "")
+    if description:
+        text += f"\nDESCRIPTION:\n{description.rstrip()}\n"
+    if flags:
+        text += f"\nOPTIONS:\n{format_flags(flags)}\n"
+    return text
+
+
+def default_root() -> str:
+    """runc's rule: /run/<name> for root; $XDG_RUNTIME_DIR/<name> for other users."""
+    if os.geteuid() != 0:
+        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        if xdg:
+            return os.path.join(xdg, NAME)
+    return f"/run/{NAME}"
+
+
+def _fail(message: str) -> int:
+    from pyrunc import log
+
+    log.error(message)
+    if not log.logs_to_file():
+        return 1
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from pyrunc import log
+
+    try:
+        opts, rest = parse(argv, GLOBAL_FLAGS, interspersed=False)
+    except UsageError as exc:
+        sys.stdout.write("Incorrect Usage.\n\n" + main_help())
+        log.error(str(exc))
+        return 1
+    try:
+        log.configure(opts["log"] or None, opts["log_format"], opts["debug"])
+    except ValueError as exc:
+        log.error(str(exc))
+        return 1
+    except OSError as exc:
+        sys.stderr.write(f"pyrunc: open log file {opts['log']}: {exc.strerror}\n")
+        return 1
+
+    if opts["version"]:
+        sys.stdout.write(version_text())
+        return 0
+    if not rest or rest[0] in ("help", "h") or opts["help"]:
+        if len(rest) > 1 and rest[1] in COMMANDS:
+            sys.stdout.write(command_help(rest[1], importlib.import_module(
+                f"pyrunc.cli.{COMMANDS[rest[1]][0]}")))
+        else:
+            sys.stdout.write(main_help())
+        return 0
+
+    name, args = rest[0], rest[1:]
+    if name not in COMMANDS:
+        sys.stdout.write(main_help())
+        return _fail(f"No help topic for '{name}'")
+    if opts["criu"]:
+        log.warning("--criu is ignored: pyrunc does not support checkpoint/restore")
+
+    root = opts["root"] or default_root()
+    if root == "/":
+        return _fail("--root must not be /")
+    ctx = Context(os.path.abspath(root), opts["systemd_cgroup"], opts["rootless"], opts["debug"])
+    if ctx.rootless not in ("true", "false", "auto"):
+        return _fail(f'invalid --rootless value "{ctx.rootless}": must be true, false or auto')
+
+    module = importlib.import_module(f"pyrunc.cli.{COMMANDS[name][0]}")
+    flags: list[Flag] = getattr(module, "FLAGS", [])
+    try:
+        cmd_opts, cmd_args = parse(args, flags + [Flag("help, h")],
+                                   interspersed=getattr(module, "INTERSPERSED", True))
+    except UsageError as exc:
+        sys.stdout.write("Incorrect Usage.\n\n" + command_help(name, module))
+        return _fail(str(exc))
+    if cmd_opts.pop("help"):
+        sys.stdout.write(command_help(name, module))
+        return 0
+    try:
+        return int(module.run(ctx, cmd_opts, cmd_args))
+    except UsageError as exc:
+        sys.stdout.write("Incorrect Usage.\n\n" + command_help(name, module))
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # every failure becomes one clear line, never a traceback
+        from pyrunc.errors import describe
+
+        if ctx.debug:
+            import traceback
+
+            log.debug(traceback.format_exc())
+        return _fail(describe(exc, name))

@@ -1,0 +1,19 @@
+"""`pyrunc start`: release a created container's init to exec the user's program."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyrunc.cli.create import container_id_arg
+
+USAGE = "<container-id>"
+DESCRIPTION = """   The start command executes the user defined process in a created container.
+"""
+FLAGS: list[Any] = []
+
+
+def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+    from pyrunc.container import lifecycle
+
+    lifecycle.start(ctx.root, container_id_arg(args, "start"))
+    return 0

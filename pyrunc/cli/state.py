@@ -1,0 +1,25 @@
+"""`pyrunc state`: print a container's state as JSON. On containerd's hot path: keep it light."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pyrunc.cli.create import container_id_arg
+
+USAGE = "<container-id>"
+DESCRIPTION = """   The state command outputs current state information for the instance of a container.
+"""
+FLAGS: list[Any] = []
+
+
+def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+    from pyrunc.container.lifecycle import runc_state
+    from pyrunc.container.state import StateDir, validate_id
+
+    container_id = container_id_arg(args, "state")
+    validate_id(container_id)
+    state_dir = StateDir(ctx.root, container_id)
+    sys.stdout.write(json.dumps(runc_state(state_dir, state_dir.load()), indent=2))
+    return 0

@@ -1,0 +1,360 @@
+"""The container lifecycle of runtime-spec runtime.md: create, start, kill, delete.
+
+Each operation takes the container's lock, reads its state, asks the kernel what is really going
+on (`derive_status`), acts, and leaves the state store consistent. Cleanup is owned by one place
+(`destroy`), which works on any half-created container — including one whose `create` was killed.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from typing import Any
+
+from pyrunc import log
+from pyrunc.container.state import (
+    ContainerError,
+    ContainerNotFound,
+    ContainerState,
+    StateDir,
+    derive_status,
+    init_alive,
+    process_start_time,
+    validate_id,
+)
+
+
+def utc_now_rfc3339() -> str:
+    """RFC 3339 with nanoseconds in UTC, the form go-runc decodes as `created`."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
+        f".{ns % 1_000_000_000:09d}Z"
+
+
+def spec_state(state: ContainerState, status: str, pid: int | None = None) -> dict[str, Any]:
+    """The runtime-spec state object (what hooks read on stdin)."""
+    doc: dict[str, Any] = {"ociVersion": state.oci_version, "id": state.id, "status": status,
+                           "pid": state.init_pid if pid is None else pid, "bundle": state.bundle}
+    if state.annotations:
+        doc["annotations"] = state.annotations
+    return doc
+
+
+def runc_state(state_dir: StateDir, state: ContainerState) -> dict[str, Any]:
+    """`pyrunc state` output: runc's key order, pid 0 once stopped."""
+    status = derive_status(state_dir, state)
+    doc: dict[str, Any] = {
+        "ociVersion": state.oci_version,
+        "id": state.id,
+        "pid": 0 if status == "stopped" else state.init_pid,
+        "status": status,
+        "bundle": state.bundle,
+        "rootfs": state.rootfs,
+        "created": state.created,
+    }
+    if state.annotations:
+        doc["annotations"] = state.annotations
+    doc["owner"] = state.owner
+    return doc
+
+
+class CreateOptions:
+    def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
+                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
+                 console_fd: int | None = None) -> None:
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.console_fd = console_fd      # an already connected console (foreground run)
+
+
+def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool = False) -> int:
+    """Create a container and leave its init parked on the exec fifo. Returns the init's pid."""
+    from pyrunc.spec.load import load_bundle
+
+    validate_id(container_id)
+    config = load_bundle(opts.bundle)
+    process = config.process
+    assert process is not None
+    if process.terminal and opts.console_socket is None and opts.console_fd is None:
+        raise ContainerError("cannot allocate tty if pyrunc will detach without setting console "
+                             "socket")
+    if not process.terminal and opts.console_socket is not None:
+        raise ContainerError("cannot use console socket if pyrunc will not detach or allocate tty")
+    if config.linux.namespace("mount") is None:
+        raise ContainerError("config.json: /linux/namespaces: a mount namespace is required "
+                             "(pyrunc never mounts in the host's namespace)")
+    listen_fds = _listen_fds()
+    for fd in range(3 + listen_fds, 3 + listen_fds + opts.preserve_fds):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise ContainerError(f"unable to stat preserved-fd {fd - 3 - listen_fds} "
+                                 f"(#{fd})") from None
+
+    state_dir = StateDir(root, container_id)
+    state_dir.reserve()
+    state = ContainerState(id=container_id, bundle=opts.bundle, rootfs=config.root_path,
+                           oci_version=config.oci_version, created=utc_now_rfc3339(),
+                           config=config.raw, rootless=rootless,
+                           no_new_keyring=opts.no_new_keyring)
+    launch = None
+    try:
+        state_dir.lock()
+        from pyrunc.cgroups import cgroup_manager
+
+        cgroups = cgroup_manager(config.linux.cgroups_path, container_id)
+        state.cgroup_paths = cgroups.paths()
+        state_dir.save(state)
+        if config.linux.resources:
+            cgroups.apply_resources(config.linux.resources)
+        fifo_fd = _make_exec_fifo(state_dir.fifo_path, config)
+
+        from pyrunc.process.launch import Launch
+        from pyrunc.process.launchspec import LaunchSpec
+
+        console_fd = opts.console_fd
+        if opts.console_socket is not None:
+            from pyrunc import terminal
+
+            console_fd = terminal.connect_console_socket(opts.console_socket)
+        spec = LaunchSpec(container_id=container_id, config=config, bundle=opts.bundle,
+                          fifo_fd=fifo_fd, console_fd=console_fd, no_pivot=opts.no_pivot,
+                          no_new_keyring=opts.no_new_keyring, listen_fds=listen_fds,
+                          preserve_fds=opts.preserve_fds,
+                          close_in_child=[fd for fd in (state_dir.lock_fd,) if fd is not None])
+        launch = Launch(spec, cgroups)
+
+        def record_init(pid: int) -> None:
+            state.cgroup_paths = cgroups.paths()   # now including the directories it created
+            state.init_pid = pid
+            state.init_start_time = process_start_time(pid) or 0
+            state_dir.save(state)
+
+        def runtime_hooks(pid: int) -> dict[str, Any]:
+            from pyrunc import hooks
+
+            hook_state = spec_state(state, "creating", pid)
+            for phase in ("prestart", "createRuntime"):
+                if config.hooks[phase]:
+                    hooks.run_hooks(phase, config.hooks[phase], hook_state)
+            return hook_state
+
+        try:
+            pid = launch.run(record_init, runtime_hooks)
+        finally:
+            os.close(fifo_fd)
+            if opts.console_socket is not None and console_fd is not None:
+                os.close(console_fd)
+        state.creating = False
+        state_dir.save(state)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, pid)
+        return pid
+    except BaseException:
+        if launch is not None:
+            launch.abort()
+        destroy(state_dir, _load_or(state_dir, state), run_poststop=False)
+        raise
+    finally:
+        state_dir.unlock()
+
+
+def _listen_fds() -> int:
+    """Socket activation: fds passed with LISTEN_FDS when LISTEN_PID names this process."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return 0
+    try:
+        return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+    except ValueError:
+        return 0
+
+
+def _make_exec_fifo(path: str, config: Any) -> int:
+    """The fifo `start` opens: writable by the container's root (mode 0622), opened O_PATH here."""
+    os.mkfifo(path, 0o622)
+    os.chmod(path, 0o622)
+    root_uid = _host_id(config.linux.uid_mappings, 0)
+    root_gid = _host_id(config.linux.gid_mappings, 0)
+    os.chown(path, root_uid, root_gid)
+    return os.open(path, os.O_PATH | os.O_CLOEXEC)
+
+
+def _host_id(mappings: Any, container_id: int) -> int:
+    for m in mappings:
+        if m.container_id <= container_id < m.container_id + m.size:
+            return m.host_id + container_id - m.container_id
+    return container_id if not mappings else 0
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Decimal pid, no newline; written beside the target then renamed (atomic for readers)."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _load_or(state_dir: StateDir, fallback: ContainerState) -> ContainerState:
+    try:
+        return state_dir.load()
+    except (ContainerNotFound, ValueError):
+        return fallback
+
+
+# --- start ---------------------------------------------------------------------------------
+
+def start(root: str, container_id: str) -> None:
+    """Release a created container's init: it runs startContainer hooks and execs the program."""
+    validate_id(container_id)
+    state_dir = StateDir(root, container_id)
+    state_dir.lock()
+    try:
+        state = state_dir.load()
+        status = derive_status(state_dir, state)
+        if status != "created":
+            raise ContainerError({
+                "stopped": "cannot start a container that has stopped",
+                "running": "cannot start an already running container",
+                "paused": "cannot start a container in the paused state",
+            }[status])
+        _release_init(state_dir, state)
+        hooks = (state.config.get("hooks") or {}).get("poststart") or []
+        if hooks:
+            from pyrunc import hooks as hooks_mod
+            from pyrunc.spec.model import Hook
+
+            try:
+                hooks_mod.run_hooks("poststart", [Hook.from_json(h) for h in hooks],
+                                    spec_state(state, "running"))
+            except hooks_mod.HookError as exc:
+                # runtime-spec: a failing poststart hook only warns.
+                log.warning(str(exc))
+    finally:
+        state_dir.unlock()
+
+
+def _release_init(state_dir: StateDir, state: ContainerState) -> None:
+    """Open the fifo for reading and wait for the init's byte (or its death)."""
+    fd = os.open(state_dir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            if poller.poll(100):
+                if os.read(fd, 1):
+                    break
+            if not init_alive(state):
+                raise ContainerError("cannot start a container that has stopped")
+    finally:
+        os.close(fd)
+    os.unlink(state_dir.fifo_path)
+
+
+# --- kill ----------------------------------------------------------------------------------
+
+def kill(root: str, container_id: str, sig: int, all_processes: bool = False) -> None:
+    validate_id(container_id)
+    state_dir = StateDir(root, container_id)
+    state = state_dir.load()
+    if all_processes:
+        from pyrunc.cgroups import load_manager
+
+        load_manager(state.cgroup_paths).kill_all(sig)
+        return
+    if not init_alive(state):
+        raise ContainerError("container not running")
+    try:
+        os.kill(state.init_pid, sig)
+    except ProcessLookupError:
+        raise ContainerError("container not running") from None
+
+
+# --- delete --------------------------------------------------------------------------------
+
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    validate_id(container_id)
+    state_dir = StateDir(root, container_id)
+    if not state_dir.exists():
+        if force:
+            return
+        raise ContainerNotFound(container_id)
+    state_dir.lock()
+    try:
+        if not state_dir.has_state():
+            # A create that died before writing anything: just the directory is left.
+            state_dir.remove()
+            if force:
+                return
+            raise ContainerNotFound(container_id)
+        state = state_dir.load()
+        status = derive_status(state_dir, state)
+        if state.creating and not force and status != "stopped":
+            raise ContainerError(f"cannot delete container {container_id} that is not stopped: "
+                                 "creating")
+        if status in ("running", "paused") and not force:
+            raise ContainerError(f"cannot delete container {container_id} that is not stopped: "
+                                 f"{status}")
+        if status != "stopped" or force:
+            _kill_and_wait(state)
+        destroy(state_dir, state, run_poststop=not state.creating)
+    finally:
+        state_dir.unlock()
+
+
+def _kill_and_wait(state: ContainerState, timeout: float = 10.0) -> None:
+    """SIGKILL the init (and every process of the cgroup) and wait until the init is gone."""
+    from pyrunc.cgroups import load_manager
+
+    manager = load_manager(state.cgroup_paths)
+    if init_alive(state):
+        try:
+            os.kill(state.init_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        manager.kill_all(signal.SIGKILL)
+    except OSError as exc:
+        log.warning(f"kill remaining processes of {state.id}: {exc}")
+    deadline = time.monotonic() + timeout
+    while init_alive(state):
+        if time.monotonic() > deadline:
+            raise ContainerError("container init still running")
+        _reap_if_child(state.init_pid)
+        time.sleep(0.01)
+    _reap_if_child(state.init_pid)
+
+
+def _reap_if_child(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def destroy(state_dir: StateDir, state: ContainerState, *, run_poststop: bool = True) -> None:
+    """Release everything a container holds: cgroups, state directory; then poststop hooks."""
+    from pyrunc.cgroups import load_manager
+
+    if state.cgroup_paths:
+        try:
+            load_manager(state.cgroup_paths).destroy()
+        except OSError as exc:
+            log.warning(f"remove cgroup of {state.id}: {exc}")
+    state_dir.remove()
+    hooks = (state.config.get("hooks") or {}).get("poststop") or []
+    if run_poststop and hooks:
+        from pyrunc import hooks as hooks_mod
+        from pyrunc.spec.model import Hook
+
+        try:
+            hooks_mod.run_hooks("poststop", [Hook.from_json(h) for h in hooks],
+                                spec_state(state, "stopped"))
+        except hooks_mod.HookError as exc:
+            log.warning(str(exc))

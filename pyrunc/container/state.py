@@ -1,0 +1,236 @@
+"""The state store: one directory per container under `--root`.
+
+    <root>/<id>/state.json   what `create` recorded (pid, start time, bundle, cgroup paths, config)
+    <root>/<id>/exec.fifo    exists from create until start: the init blocks opening it for writing
+
+Writes are atomic (temp file + rename), so a reader never sees half a file. Commands that change a
+container take an exclusive `flock` on its directory, so concurrent commands on one id are serialized.
+
+Status is never taken from the file alone: it is derived from the kernel every time
+(`derive_status`), because the caller — not pyrunc — reaps the container's init, and a process
+that died leaves a zombie or nothing at all. This module is on `pyrunc state`'s hot path, so it
+imports only the standard library basics.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+
+from typing import Any
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+
+_ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-")
+
+
+class ContainerError(Exception):
+    """A lifecycle error whose text is what runc's callers expect to read (see CLI-CONTRACT.md)."""
+
+
+class ContainerNotFound(ContainerError):
+    def __init__(self, container_id: str) -> None:
+        super().__init__("container does not exist")
+        self.container_id = container_id
+
+
+def validate_id(container_id: str) -> None:
+    """Ids become directory names: one clean path component of a restricted alphabet."""
+    if not container_id or container_id in (".", "..") or not set(container_id) <= _ID_ALPHABET:
+        raise ContainerError("invalid container ID format")
+
+
+class ContainerState:
+    """What pyrunc remembers about one container between commands.
+
+    A plain class rather than a dataclass: `dataclasses` costs milliseconds to import and this
+    module is on the hot path of `pyrunc state`.
+    """
+
+    FIELDS = ("id", "bundle", "rootfs", "oci_version", "created", "config", "init_pid",
+              "init_start_time", "cgroup_paths", "creating", "owner", "rootless", "no_new_keyring")
+
+    def __init__(self, id: str, bundle: str, rootfs: str, oci_version: str, created: str,
+                 config: dict[str, Any], init_pid: int = 0, init_start_time: int = 0,
+                 cgroup_paths: dict[str, str] | None = None, creating: bool = True,
+                 owner: str = "", rootless: bool = False, no_new_keyring: bool = False) -> None:
+        self.id = id
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.oci_version = oci_version
+        self.created = created                  # RFC 3339, UTC, nanoseconds
+        self.config = config                    # the validated config.json as created
+        self.init_pid = init_pid
+        self.init_start_time = init_start_time  # /proc/<pid>/stat field 22, guards pid reuse
+        self.cgroup_paths = cgroup_paths or {}
+        self.creating = creating                # True until create has finished successfully
+        self.owner = owner
+        self.rootless = rootless
+        self.no_new_keyring = no_new_keyring
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict(self.config.get("annotations") or {})
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ContainerState:
+        return cls(**{k: v for k, v in d.items() if k in cls.FIELDS})
+
+
+class StateDir:
+    """One container's directory under the state root, with its lock."""
+
+    def __init__(self, root: str, container_id: str) -> None:
+        self.root = root
+        self.id = container_id
+        self.path = os.path.join(root, container_id)
+        self._lock_fd: int | None = None
+
+    # --- existence and locking ---------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.path)
+
+    def reserve(self) -> None:
+        """Create the directory for a new container; fails if the id is taken."""
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(self.path, 0o711)
+        except FileExistsError:
+            raise ContainerError("container with given ID already exists") from None
+
+    def lock(self) -> None:
+        """Take the per-container lock (blocking). Raises ContainerNotFound if it vanished."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A concurrent delete may have removed the directory while we waited.
+        if os.fstat(fd).st_nlink == 0:
+            os.close(fd)
+            raise ContainerNotFound(self.id)
+        self._lock_fd = fd
+
+    @property
+    def lock_fd(self) -> int | None:
+        return self._lock_fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- files ---------------------------------------------------------------------------------
+
+    @property
+    def fifo_path(self) -> str:
+        return os.path.join(self.path, EXEC_FIFO)
+
+    def load(self) -> ContainerState:
+        try:
+            with open(os.path.join(self.path, STATE_FILE), "rb") as f:
+                return ContainerState.from_json(json.load(f))
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+
+    def has_state(self) -> bool:
+        return os.path.exists(os.path.join(self.path, STATE_FILE))
+
+    def save(self, state: ContainerState) -> None:
+        """Atomically replace state.json."""
+        tmp = os.path.join(self.path, f".{STATE_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(state.to_json(), separators=(",", ":")).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(self.path, STATE_FILE))
+
+    def remove(self) -> None:
+        """Remove the directory and everything in it (the fifo, state, temp files)."""
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                os.unlink(os.path.join(self.path, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(name for name in os.listdir(root)
+                      if os.path.isdir(os.path.join(root, name)))
+    except FileNotFoundError:
+        return []
+
+
+# --- liveness, from the kernel -----------------------------------------------------------------
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks), or None if the pid is gone.
+
+    Returns None for zombies too: a dead init that its parent has not reaped yet is dead.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ESRCH:
+            return None
+        raise
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def init_alive(state: ContainerState) -> bool:
+    """True when the recorded init still runs (not a zombie, and not a reused pid)."""
+    if state.init_pid <= 0:
+        return False
+    start = process_start_time(state.init_pid)
+    return start is not None and start == state.init_start_time
+
+
+def derive_status(state_dir: StateDir, state: ContainerState) -> str:
+    """created / running / paused / stopped, as the kernel sees the container now."""
+    if not init_alive(state):
+        return "stopped"
+    if _frozen(state.cgroup_paths):
+        return "paused"
+    if os.path.exists(state_dir.fifo_path):
+        return "created"
+    return "running"
+
+
+def _frozen(cgroup_paths: dict[str, str]) -> bool:
+    """Read the freezer without importing the cgroup drivers (this is the `state` hot path)."""
+    freezer = cgroup_paths.get("freezer")
+    try:
+        if freezer:
+            with open(os.path.join(freezer, "freezer.state")) as f:
+                return f.read().strip() != "THAWED"
+        unified = cgroup_paths.get("unified") or cgroup_paths.get("")
+        if unified:
+            with open(os.path.join(unified, "cgroup.freeze")) as f:
+                return f.read().strip() == "1"
+    except OSError:
+        return False
+    return False

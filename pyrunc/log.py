@@ -1,0 +1,116 @@
+"""Logging in runc's formats.
+
+runc logs through logrus: with `--log-format json` every record is one JSON object per line with
+`level`, `msg` and `time` (RFC 3339) plus structured fields; with `text`, `time="…" level=… msg="…"`.
+containerd's shim decodes the whole log file as a JSON stream and reports the *last* `error` record,
+so the file must only ever contain whole JSON lines.
+
+Where records go: to the `--log` file when one is given, else to stderr. A fatal error is logged
+*and* printed as one plain line on stderr when the log goes to a file (the caller shows stderr).
+Processes forked by pyrunc (the container's init before exec) inherit the configuration, so their
+messages land in the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "fatal": 50}
+
+
+class _Config:
+    path: str | None = None
+    fmt: str = "text"
+    level: int = _LEVELS["info"]
+    fd: int | None = None
+
+
+_config = _Config()
+
+
+def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
+    """Set where and how records are written (called once by the CLI from the global flags)."""
+    if fmt not in ("text", "json"):
+        raise ValueError(f"invalid log format {fmt!r}: must be text or json")
+    _config.fmt = fmt
+    _config.level = _LEVELS["debug"] if debug else _LEVELS["info"]
+    _config.path = path
+    if path:
+        _config.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_SYNC | os.O_CLOEXEC,
+                             0o644)
+    else:
+        _config.fd = None
+
+
+def log_fd() -> int | None:
+    """The log file descriptor (kept open across fork so the init can report into it)."""
+    return _config.fd
+
+
+def logs_to_file() -> bool:
+    return _config.fd is not None
+
+
+def _timestamp() -> str:
+    now = time.time()
+    local = time.localtime(now)
+    offset = local.tm_gmtoff
+    sign = "+" if offset >= 0 else "-"
+    offset = abs(offset)
+    frac = f"{now % 1:.9f}"[1:]
+    return time.strftime("%Y-%m-%dT%H:%M:%S", local) + frac + \
+        (f"{sign}{offset // 3600:02d}:{offset % 3600 // 60:02d}" if local.tm_gmtoff else "Z")
+
+
+def _format(level: str, msg: str, fields: dict[str, Any]) -> str:
+    if _config.fmt == "json":
+        record: dict[str, Any] = {"level": level, "msg": msg, "time": _timestamp()}
+        record.update(fields)
+        return json.dumps(record, separators=(",", ":"), default=str) + "\n"
+    parts = [f'time="{_timestamp()}"', f"level={level}", f"msg={json.dumps(msg)}"]
+    parts += [f"{k}={json.dumps(v, default=str)}" for k, v in fields.items()]
+    return " ".join(parts) + "\n"
+
+
+def _write(level: str, msg: str, fields: dict[str, Any]) -> None:
+    if _LEVELS[level] < _config.level:
+        return
+    if _config.fd is None and _config.fmt == "text":
+        # A person at a terminal: one plain line, no timestamps.
+        prefix = "pyrunc: " if level == "error" else f"pyrunc: {level}: "
+        extra = "".join(f" {k}={v}" for k, v in fields.items())
+        line = (prefix + msg.rstrip("\n") + extra + "\n").encode()
+    else:
+        line = _format(level, msg, fields).encode()
+    fd = _config.fd if _config.fd is not None else 2
+    try:
+        os.write(fd, line)
+    except OSError:
+        pass
+
+
+def debug(msg: str, **fields: Any) -> None:
+    _write("debug", msg, fields)
+
+
+def info(msg: str, **fields: Any) -> None:
+    _write("info", msg, fields)
+
+
+def warning(msg: str, **fields: Any) -> None:
+    _write("warning", msg, fields)
+
+
+def error(msg: str, **fields: Any) -> None:
+    """Log a fatal error: to the log, and as one plain line on stderr when the log is a file."""
+    _write("error", msg, fields)
+    if _config.fd is not None:
+        try:
+            sys.stderr.write(msg.rstrip("\n") + "\n")
+            sys.stderr.flush()
+        except OSError:
+            pass

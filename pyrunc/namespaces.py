@@ -1,0 +1,132 @@
+"""Linux namespaces: which flag each OCI type is, joining by path, uid/gid maps, time offsets.
+
+The order matters and is the kernel's, not ours:
+
+1. the user namespace first — joined or created — so that every namespace created after it is
+   owned by it, and so that the process has capabilities to create them;
+2. its uid/gid maps are written by the *parent* (a process outside the namespace);
+3. the pid and time namespaces only apply to children, so the process that unshares them forks
+   the container's init afterwards — the init is pid 1 and sees the time offsets;
+4. the cgroup namespace is unshared after the process joined the container's cgroup, so the
+   container sees its own cgroup as "/".
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import struct
+
+from pyrunc.linux import syscalls
+from pyrunc.linux.consts import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWTIME,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+)
+from pyrunc.spec.model import NAMESPACE_ORDER, IDMapping, Linux
+
+CLONE_FLAGS = {
+    "user": CLONE_NEWUSER,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "network": CLONE_NEWNET,
+    "pid": CLONE_NEWPID,
+    "mount": CLONE_NEWNS,
+    "cgroup": CLONE_NEWCGROUP,
+    "time": CLONE_NEWTIME,
+}
+
+#: The names of /proc/<pid>/ns/<name> files for each OCI namespace type.
+PROC_NS_NAMES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
+                 "mount": "mnt", "cgroup": "cgroup", "time": "time"}
+
+
+def open_namespace_paths(linux: Linux) -> list[tuple[str, int]]:
+    """Open every namespace the config joins by path, before joining any of them.
+
+    Opening all first matters: after joining a mount namespace, the host paths may be gone.
+    Returns (type, fd) pairs in the kernel-friendly order (user first).
+    """
+    opened = []
+    for ns_type in NAMESPACE_ORDER:
+        ns = linux.namespace(ns_type)
+        if ns is not None and ns.path is not None:
+            try:
+                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise syscalls.KernelError(exc.errno or 0, f"open {ns_type} namespace {ns.path}",
+                                           ns.path) from None
+            opened.append((ns_type, fd))
+    return opened
+
+
+def join_namespaces(opened: list[tuple[str, int]], *, only: set[str] | None = None) -> None:
+    """setns(2) into each opened namespace (optionally only the given types), closing the fds."""
+    for ns_type, fd in opened:
+        if only is not None and ns_type not in only:
+            continue
+        try:
+            syscalls.setns(fd, CLONE_FLAGS[ns_type], step=f"join {ns_type} namespace")
+        finally:
+            os.close(fd)
+
+
+def unshare_flags(linux: Linux, *, exclude: tuple[str, ...] = ()) -> int:
+    """The CLONE_NEW* flags of every namespace the config creates (no path)."""
+    flags = 0
+    for ns_type in NAMESPACE_ORDER:
+        if ns_type not in exclude and linux.creates(ns_type):
+            flags |= CLONE_FLAGS[ns_type]
+    return flags
+
+
+def format_id_map(mappings: tuple[IDMapping, ...]) -> str:
+    """The text written to /proc/<pid>/uid_map or gid_map: one 'inside outside count' per line."""
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
+
+
+def write_id_maps(pid: int, linux: Linux) -> None:
+    """From the parent: give the child's new user namespace its uid and gid maps."""
+    for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+        path = f"/proc/{pid}/{name}"
+        try:
+            with open(path, "w") as f:
+                f.write(format_id_map(mappings))
+        except OSError as exc:
+            raise syscalls.KernelError(exc.errno or 0, f"write {path}", path) from None
+
+
+def write_time_offsets(linux: Linux) -> None:
+    """After unshare(CLONE_NEWTIME) and before the first child: set the clock offsets."""
+    lines = "".join(f"{clock} {secs} {nsecs}\n"
+                    for clock, (secs, nsecs) in sorted(linux.time_offsets.items()))
+    if not lines:
+        return
+    path = "/proc/self/timens_offsets"
+    try:
+        with open(path, "w") as f:
+            f.write(lines)
+    except OSError as exc:
+        raise syscalls.KernelError(exc.errno or 0, f"write {path}", path) from None
+
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def bring_up_loopback() -> None:
+    """A new network namespace has `lo` down; containers expect 127.0.0.1 to work (runc does this)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        ifreq = struct.pack("16sh14x", b"lo", 0)
+        try:
+            flags = struct.unpack("16sh14x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, ifreq))[1]
+            fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | _IFF_UP))
+        except OSError as exc:
+            raise syscalls.KernelError(exc.errno or 0, "bring up loopback interface lo") from None

@@ -1,0 +1,1 @@
+"""Birth of a container process: the runtime (parent) side and the init (child) side."""

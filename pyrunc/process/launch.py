@@ -1,0 +1,148 @@
+"""The runtime (parent) side of container creation.
+
+The runtime forks the intermediate, puts it in the container's cgroup, answers its requests
+(uid/gid maps must be written from outside the new user namespace; prestart and createRuntime
+hooks run in the runtime's namespaces) and returns once the init reports READY — parked on the
+exec fifo, waiting for `start`.
+
+The runtime makes itself a child subreaper while it works: when the intermediate exits the init
+is re-parented to the runtime, so a failed creation can kill *and reap* it. When the runtime
+exits, the init moves on to the caller's subreaper (containerd's shim, conmon), which is who
+must collect its exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from pyrunc.linux import syscalls
+from pyrunc.linux.consts import PR_SET_CHILD_SUBREAPER
+from pyrunc.process import sync
+from pyrunc.process.launchspec import LaunchSpec
+
+
+class LaunchError(Exception):
+    """Creation failed; str() is the child's or the runtime's one-line reason."""
+
+
+class Launch:
+    """One container creation in progress, owning the processes it forked until it succeeds."""
+
+    def __init__(self, spec: LaunchSpec, cgroups: Any) -> None:
+        self.spec = spec
+        self.cgroups = cgroups
+        self.intermediate_pid = 0
+        self.init_pid = 0
+
+    def run(self, on_init_pid: Callable[[int], None],
+            run_runtime_hooks: Callable[[int], dict[str, Any]]) -> int:
+        """Create the container's init; return its host pid once it is parked.
+
+        on_init_pid(pid) is called as soon as the init exists (to record it for cleanup);
+        run_runtime_hooks(pid) runs prestart/createRuntime and returns the state that the
+        createContainer hooks receive.
+        """
+        from pyrunc import namespaces
+
+        syscalls.prctl(PR_SET_CHILD_SUBREAPER, 1, step="become child subreaper")
+        parent_chan, child_chan = sync.SyncChannel.pair()
+        ns_fds = namespaces.open_namespace_paths(self.spec.config.linux)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                from pyrunc.process.child import run_intermediate
+
+                try:
+                    parent_chan.close()
+                    for fd in self.spec.close_in_child:
+                        _close_quietly(fd)
+                    run_intermediate(child_chan, self.spec, ns_fds)
+                finally:
+                    os._exit(1)  # a forked child never returns into the caller's code
+            self.intermediate_pid = pid
+        finally:
+            child_chan.close()
+            for _, fd in ns_fds:
+                os.close(fd)
+        try:
+            self._converse(parent_chan, on_init_pid, run_runtime_hooks)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            parent_chan.close()
+        return self.init_pid
+
+    def _converse(self, chan: sync.SyncChannel, on_init_pid: Callable[[int], None],
+                  run_runtime_hooks: Callable[[int], dict[str, Any]]) -> None:
+        from pyrunc import namespaces
+
+        self.cgroups.create()
+        self.cgroups.add_process(self.intermediate_pid)
+        chan.send(sync.CGROUP_JOINED)
+        while True:
+            try:
+                msg = chan.recv()
+            except sync.ChannelClosed:
+                raise LaunchError(self._death_reason()) from None
+            kind = msg["type"]
+            if kind == sync.ERROR:
+                raise LaunchError(msg["message"])
+            if kind == sync.IDMAP_REQUEST:
+                namespaces.write_id_maps(self.intermediate_pid, self.spec.config.linux)
+                chan.send(sync.IDMAP_DONE)
+            elif kind == sync.INIT_PID:
+                self.init_pid = int(msg["pid"])
+                _reap(self.intermediate_pid)
+                self.intermediate_pid = 0
+                on_init_pid(self.init_pid)
+            elif kind == sync.RUN_HOOKS:
+                state = run_runtime_hooks(self.init_pid)
+                chan.send(sync.HOOKS_DONE, state=state)
+            elif kind == sync.READY:
+                return
+            else:
+                raise LaunchError(f"protocol error: unexpected message {kind!r}")
+
+    def _death_reason(self) -> str:
+        for pid in (self.intermediate_pid, self.init_pid):
+            if pid:
+                status = _reap(pid)
+                if status is not None:
+                    return f"container init exited unexpectedly ({_describe_status(status)})"
+        return "container init exited unexpectedly"
+
+    def abort(self) -> None:
+        """Kill and reap whatever this creation forked (we are their subreaper)."""
+        for pid in (self.init_pid, self.intermediate_pid):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                _reap(pid)
+        self.init_pid = self.intermediate_pid = 0
+
+
+def _reap(pid: int) -> int | None:
+    try:
+        _, status = os.waitpid(pid, 0)
+        return status
+    except ChildProcessError:
+        return None
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass

@@ -1,0 +1,70 @@
+"""The typed channel between the runtime and the processes it forks.
+
+A SOCK_SEQPACKET socketpair keeps message boundaries, so each message is one JSON object in one
+datagram. When every child holding the other end is gone, `recv` sees EOF — which is how the
+runtime learns that a child died without saying why, and how the init learns that the runtime
+died (it then exits instead of waiting forever).
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+from typing import Any
+
+# Message kinds, in the order a successful creation sends them.
+CGROUP_JOINED = "cgroup-joined"      # runtime -> intermediate: you are in the container's cgroup
+IDMAP_REQUEST = "idmap-request"      # intermediate -> runtime: write my uid_map/gid_map
+IDMAP_DONE = "idmap-done"            # runtime -> intermediate
+INIT_PID = "init-pid"                # intermediate -> runtime: the init's host pid
+RUN_HOOKS = "run-hooks"              # init -> runtime: mounts done, run prestart/createRuntime
+HOOKS_DONE = "hooks-done"            # runtime -> init: carries the state for createContainer
+READY = "ready"                      # init -> runtime: parked, waiting for `start`
+ERROR = "error"                      # child -> runtime: {"message": "..."}
+
+
+class ChannelClosed(Exception):
+    """The other side went away without a word."""
+
+
+class SyncChannel:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @staticmethod
+    def pair() -> tuple[SyncChannel, SyncChannel]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return SyncChannel(a), SyncChannel(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, kind: str, **data: Any) -> None:
+        self.sock.send(json.dumps({"type": kind, **data}).encode())
+
+    def recv(self, timeout: float | None = None) -> dict[str, Any]:
+        if timeout is not None:
+            ready, _, _ = select.select([self.sock], [], [], timeout)
+            if not ready:
+                raise TimeoutError("timed out waiting for the container process")
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ChannelClosed()
+        return json.loads(data)  # type: ignore[no-any-return]
+
+    def expect(self, kind: str) -> dict[str, Any]:
+        """Receive one message that must be `kind` (an ERROR from the peer becomes an exception)."""
+        msg = self.recv()
+        if msg["type"] == ERROR:
+            raise ChildError(msg["message"])
+        if msg["type"] != kind:
+            raise ChildError(f"protocol error: expected {kind}, got {msg['type']}")
+        return msg
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ChildError(Exception):
+    """An error reported by a child process; its text is already the one line to show."""

@@ -1,0 +1,1 @@
+"""The OCI runtime-spec document layer: config.json model and schema validation."""

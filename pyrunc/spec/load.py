@@ -1,0 +1,99 @@
+"""Loading a bundle: read config.json, validate it, check what the schema cannot, return a Config.
+
+This is the edge where untrusted JSON becomes typed objects; nothing below it sees a dict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pyrunc.spec.model import Config
+
+
+class BundleError(ValueError):
+    """The bundle or its config.json cannot be used; `str()` is one line naming the field."""
+
+
+def read_config(bundle: str) -> dict[str, Any]:
+    """Parse <bundle>/config.json, reporting JSON syntax errors with line and column."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise BundleError(f"bundle {bundle}: config.json: ENOENT (no such file or directory)") from None
+    except OSError as exc:
+        raise BundleError(f"read {path}: {exc.strerror}") from None
+    try:
+        doc = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"config.json: invalid JSON at line {exc.lineno} column {exc.colno}: "
+                          f"{exc.msg}") from None
+    except UnicodeDecodeError:
+        raise BundleError("config.json: not valid UTF-8") from None
+    return doc
+
+
+def load_bundle(bundle: str) -> Config:
+    """Read, validate and type the bundle's config.json (bundle must be an absolute path)."""
+    from pyrunc.spec.validate import validate_config
+
+    doc = read_config(bundle)
+    validate_config(doc)
+    config = Config.from_json(doc, bundle)
+    check_semantics(config)
+    return config
+
+
+def _fail(pointer: str, message: str, section: str) -> BundleError:
+    return BundleError(f"config.json: {pointer}: {message} (see runtime-spec {section})")
+
+
+def check_semantics(config: Config) -> None:
+    """Rules the JSON Schema cannot express, each with the field it is about."""
+    linux = config.linux
+    if config.process is None:
+        raise _fail("/process", "is required to create a container", "config.md#process")
+    if not config.process.args:
+        raise _fail("/process/args", "must name at least one argument (the program to run)",
+                    "config.md#process")
+    if not os.path.isabs(config.process.cwd):
+        raise _fail("/process/cwd", f"{config.process.cwd!r} must be an absolute path",
+                    "config.md#process")
+    if not os.path.isdir(config.root_path):
+        raise _fail("/root/path", f"{config.root_path}: ENOENT (no such directory)",
+                    "config.md#root")
+    seen: set[str] = set()
+    for i, ns in enumerate(linux.namespaces):
+        if ns.type in seen:
+            raise _fail(f"/linux/namespaces/{i}", f"duplicate namespace type {ns.type!r}",
+                        "config-linux.md#namespaces")
+        seen.add(ns.type)
+        if ns.path is not None and not os.path.exists(ns.path):
+            raise _fail(f"/linux/namespaces/{i}/path", f"{ns.path}: ENOENT (no such file)",
+                        "config-linux.md#namespaces")
+    if (linux.uid_mappings or linux.gid_mappings) and not linux.creates("user"):
+        raise _fail("/linux/uidMappings", "mappings need a new user namespace",
+                    "config-linux.md#user-namespace-mappings")
+    if linux.creates("user") and not (linux.uid_mappings and linux.gid_mappings):
+        raise _fail("/linux/uidMappings", "a new user namespace needs uidMappings and gidMappings",
+                    "config-linux.md#user-namespace-mappings")
+    if config.hostname and not linux.creates("uts"):
+        raise _fail("/hostname", "setting the hostname needs a new uts namespace",
+                    "config.md#hostname")
+    if config.domainname and not linux.creates("uts"):
+        raise _fail("/domainname", "setting the domainname needs a new uts namespace",
+                    "config.md#domainname")
+    if linux.time_offsets and not linux.creates("time"):
+        raise _fail("/linux/timeOffsets", "time offsets need a new time namespace",
+                    "config-linux.md#offset-for-time-namespace")
+    for key in linux.sysctl:
+        if key.startswith("net.") and not linux.namespace("network"):
+            raise _fail(f"/linux/sysctl/{key}", "net.* sysctls need a network namespace",
+                        "config-linux.md#sysctl")
+    for i, mount in enumerate(config.mounts):
+        if not os.path.isabs(mount.destination):
+            raise _fail(f"/mounts/{i}/destination", f"{mount.destination!r} must be absolute",
+                        "config.md#mounts")

@@ -1,0 +1,156 @@
+"""Shared fixtures: a real pyrunc, busybox bundles, a private state root, and leak checks.
+
+Integration tests start real containers as root. The test process makes itself a child
+subreaper (like containerd's shim and conmon are) so that container inits are re-parented to it
+and can be reaped — this machine's PID 1 does not reap orphans. Every test gets its own
+`--root`, and its own absolute cgroup path under /pyrunc-test; after the test, anything left is
+force-deleted and reported as a failure.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "hack"))
+
+from make_bundle import make_bundle  # noqa: E402
+
+CGROUP_PREFIX = "/pyrunc-test"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+needs_root = pytest.mark.skipif(not is_root(), reason="starts real containers: needs root")
+
+
+def pyrunc_command() -> list[str]:
+    """The pyrunc under test: the venv's entry point when present, else `python -m pyrunc`."""
+    script = Path(sys.executable).with_name("pyrunc")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "pyrunc"]
+
+
+class Runtime:
+    """Runs pyrunc with a private --root; remembers nothing else."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.command = pyrunc_command()
+
+    def argv(self, *args: str, global_args: tuple[str, ...] = ()) -> list[str]:
+        return [*self.command, "--root", str(self.root), *global_args, *args]
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60,
+                 global_args: tuple[str, ...] = (), **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        # Output goes to files, not pipes: a created container's init inherits pyrunc's stdio
+        # (as with runc), so a pipe would not see EOF until the container exits.
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.run(self.argv(*args, global_args=global_args), stdout=out,
+                                  stderr=err, timeout=timeout, **kwargs)
+            out.seek(0)
+            err.seek(0)
+            result = subprocess.CompletedProcess(proc.args, proc.returncode, out.read(),
+                                                 err.read())
+        if check and result.returncode != 0:
+            raise AssertionError(f"pyrunc {' '.join(args)} exited {result.returncode}\n"
+                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+    def state(self, container_id: str) -> dict[str, Any]:
+        return json.loads(self("state", container_id).stdout)
+
+
+def reap_children() -> None:
+    """Collect every exited child (container inits re-parented to this process)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subreaper() -> None:
+    if is_root():
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, cgroup_path: str) -> Iterator[Runtime]:
+    root = tmp_path / "state"
+    rt = Runtime(root)
+    yield rt
+    leftovers = sorted(p.name for p in root.iterdir()) if root.exists() else []
+    for container_id in leftovers:
+        rt("delete", "--force", container_id, check=False)
+    reap_children()
+    shutil.rmtree(root, ignore_errors=True)
+    assert not leftovers, f"test left containers behind: {leftovers}"
+
+
+@pytest.fixture
+def cgroup_path() -> Iterator[str]:
+    """An absolute cgroupsPath of the test's own; checked to be gone afterwards."""
+    path = f"{CGROUP_PREFIX}/{uuid.uuid4().hex[:12]}"
+    yield path
+    left = [d for d in (Path("/sys/fs/cgroup") / h / path.lstrip("/")
+                        for h in os.listdir("/sys/fs/cgroup")) if d.exists()] \
+        if os.path.isdir("/sys/fs/cgroup") else []
+    for d in left:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+    assert not left, f"cgroup directories left behind: {left}"
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, cgroup_path: str):  # type: ignore[no-untyped-def]
+    """Factory: bundle(args, **config_edits) -> Path of a busybox bundle."""
+
+    counter = iter(range(1000))
+
+    def factory(*args: str, tty: bool = False, edit: Any = None) -> Path:
+        path = tmp_path / f"bundle{next(counter)}"
+        make_bundle(path, list(args) or None, tty=tty, cgroups_path=cgroup_path)
+        if edit is not None:
+            config_path = path / "config.json"
+            config = json.loads(config_path.read_text())
+            edit(config)
+            config_path.write_text(json.dumps(config))
+        return path
+
+    return factory
+
+
+def host_mounts_mentioning(text: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if text in line]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_mounts(tmp_path: Path) -> Iterator[None]:
+    yield
+    leaked = host_mounts_mentioning(str(tmp_path))
+    assert not leaked, f"mounts leaked into the host namespace: {leaked}"
