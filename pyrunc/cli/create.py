@@ -45,6 +45,17 @@ def create_options(opts: dict[str, Any]) -> Any:
         preserve_fds=opts["preserve_fds"])
 
 
+def enter_bundle(bundle: str) -> None:
+    """runc chdirs into the bundle: relative paths in config.json are relative to it."""
+    try:
+        os.chdir(bundle)
+    except OSError as exc:
+        from pyrunc.linux.syscalls import KernelError
+
+        raise KernelError(exc.errno or 0, f"chdir to bundle {bundle} (no config.json there)",
+                          bundle) from None
+
+
 def container_id_arg(args: list[str], command: str) -> str:
     if len(args) != 1:
         raise UsageError(f'"{command}" requires exactly 1 argument(s)' if args else
@@ -60,6 +71,6 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
                              "use a plain cgroupsPath without --systemd-cgroup")
     container_id = container_id_arg(args, "create")
     options = create_options(opts)
-    os.chdir(options.bundle)
+    enter_bundle(options.bundle)
     lifecycle.create(ctx.root, container_id, options, rootless=ctx.rootless == "true")
     return 0

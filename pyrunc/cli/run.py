@@ -17,7 +17,7 @@ import socket
 from typing import Any
 
 from pyrunc.cli.create import FLAGS as CREATE_FLAGS
-from pyrunc.cli.create import create_options
+from pyrunc.cli.create import create_options, enter_bundle
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
@@ -69,7 +69,7 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
                              "use a plain cgroupsPath without --systemd-cgroup")
     container_id = _id_and_bundle(ctx, opts, args)
     options = create_options(opts)
-    os.chdir(options.bundle)
+    enter_bundle(options.bundle)
     if opts["detach"]:
         lifecycle.create(ctx.root, container_id, options, rootless=ctx.rootless == "true")
         lifecycle.start(ctx.root, container_id)

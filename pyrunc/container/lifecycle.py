@@ -225,17 +225,7 @@ def start(root: str, container_id: str) -> None:
                 "paused": "cannot start a container in the paused state",
             }[status])
         _release_init(state_dir, state)
-        hooks = (state.config.get("hooks") or {}).get("poststart") or []
-        if hooks:
-            from pyrunc import hooks as hooks_mod
-            from pyrunc.spec.model import Hook
-
-            try:
-                hooks_mod.run_hooks("poststart", [Hook.from_json(h) for h in hooks],
-                                    spec_state(state, "running"))
-            except hooks_mod.HookError as exc:
-                # runtime-spec: a failing poststart hook only warns.
-                log.warning(str(exc))
+        run_warning_hooks("poststart", state, "running")
     finally:
         state_dir.unlock()
 
@@ -348,13 +338,20 @@ def destroy(state_dir: StateDir, state: ContainerState, *, run_poststop: bool = 
         except OSError as exc:
             log.warning(f"remove cgroup of {state.id}: {exc}")
     state_dir.remove()
-    hooks = (state.config.get("hooks") or {}).get("poststop") or []
-    if run_poststop and hooks:
-        from pyrunc import hooks as hooks_mod
-        from pyrunc.spec.model import Hook
+    if run_poststop:
+        run_warning_hooks("poststop", state, "stopped")
 
+
+def run_warning_hooks(phase: str, state: ContainerState, status: str) -> None:
+    """poststart and poststop: the spec says a failure warns and the remaining hooks still run."""
+    hooks = (state.config.get("hooks") or {}).get(phase) or []
+    if not hooks:
+        return
+    from pyrunc import hooks as hooks_mod
+    from pyrunc.spec.model import Hook
+
+    for hook in hooks:
         try:
-            hooks_mod.run_hooks("poststop", [Hook.from_json(h) for h in hooks],
-                                spec_state(state, "stopped"))
+            hooks_mod.run_hooks(phase, [Hook.from_json(hook)], spec_state(state, status))
         except hooks_mod.HookError as exc:
             log.warning(str(exc))

@@ -1,0 +1,100 @@
+"""Bad input gets one clear line naming the field or the failing step, and leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import needs_root
+
+pytestmark = [needs_root, pytest.mark.integration]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "warning" not in line]
+
+
+def assert_nothing_left(runtime, cgroup_path: str, cid: str) -> None:
+    assert not (runtime.root / cid).exists()
+    assert not Path(f"/sys/fs/cgroup/pids{cgroup_path}").exists()
+
+
+def test_schema_error_names_json_pointer_and_spec_section(runtime, bundle, cgroup_path):
+    b = bundle("true", edit=lambda c: c["linux"]["namespaces"].__setitem__(0, {"type": "pidd"}))
+    result = runtime("create", "-b", str(b), "bad", check=False)
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert "/linux/namespaces/0/type" in line and "config-linux.md" in line and "pidd" in line
+    assert_nothing_left(runtime, cgroup_path, "bad")
+
+
+def test_wrong_type_names_the_field(runtime, bundle, cgroup_path):
+    b = bundle("true", edit=lambda c: c["process"].__setitem__("args", "sh"))
+    result = runtime("run", "-b", str(b), "bad", check=False)
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert "/process/args" in line
+    assert_nothing_left(runtime, cgroup_path, "bad")
+
+
+def test_invalid_json_reports_line_and_column(runtime, tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.json").write_text('{\n  "ociVersion": "1.0.0",\n  oops\n}')
+    result = runtime("create", "-b", str(tmp_path / "b"), "bad", check=False)
+    assert result.returncode == 1
+    assert "line 3 column 3" in result.stderr
+    assert not (runtime.root / "bad").exists()
+
+
+def test_missing_rootfs_names_root_path(runtime, bundle, cgroup_path):
+    b = bundle("true", edit=lambda c: c["root"].__setitem__("path", "nowhere"))
+    result = runtime("create", "-b", str(b), "bad", check=False)
+    assert result.returncode == 1 and "/root/path" in result.stderr and "ENOENT" in result.stderr
+    assert_nothing_left(runtime, cgroup_path, "bad")
+
+
+def test_failing_mount_names_the_mount_and_errno(runtime, bundle, cgroup_path):
+    b = bundle("true", edit=lambda c: c["mounts"].append(
+        {"destination": "/weird", "type": "no-such-fs", "source": "x"}))
+    result = runtime("create", "-b", str(b), "bad", check=False)
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert "/weird" in line and "ENODEV" in line
+    assert_nothing_left(runtime, cgroup_path, "bad")
+
+
+def test_missing_bundle_config_is_one_line(runtime, tmp_path):
+    result = runtime("create", "-b", str(tmp_path / "absent"), "bad", check=False)
+    assert result.returncode == 1 and "config.json" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_json_log_gets_a_single_error_record_for_a_failed_create(runtime, bundle, tmp_path):
+    log = tmp_path / "log.json"
+    b = bundle("no-such-program")
+    result = runtime("create", "-b", str(b), "bad", check=False,
+                     global_args=("--log", str(log), "--log-format=json"))
+    assert result.returncode == 1
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    errors = [r for r in records if r["level"] == "error"]
+    assert len(errors) == 1
+    assert 'executable file not found in $PATH' in errors[0]["msg"]
+    # with --log, the plain line still reaches stderr for the caller
+    assert "executable file not found" in result.stderr
+
+
+def test_state_of_a_real_container_imports_nothing_heavy(runtime, bundle):
+    runtime("create", "-b", str(bundle("true")), "hot")
+    code = ("import sys\nfrom pyrunc.cli.main import main\n"
+            f"main(['--root', {str(runtime.root)!r}, 'state', 'hot'])\n"
+            "heavy = [m for m in ('jsonschema', 'fastjsonschema', 'pyroute2') if m in sys.modules]\n"
+            "sys.stdout.write('\\nHEAVY=' + ','.join(heavy))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL)
+    assert '"status": "created"' in result.stdout
+    assert result.stdout.rstrip().endswith("HEAVY="), result.stdout
+    runtime("delete", "hot")

@@ -1,0 +1,97 @@
+"""CLI behaviour that needs no container: version, help, spec, features, usage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyrunc.cli.kill import parse_signal
+from pyrunc.container.state import ContainerError
+
+PYRUNC = [sys.executable, "-m", "pyrunc"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PYRUNC, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_version_first_line_is_what_go_runc_parses():
+    result = run("--version")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("runc version ")
+    assert any(line.startswith("spec: 1.3.0") for line in lines)
+
+
+@pytest.mark.parametrize("module", ["jsonschema", "fastjsonschema", "pyroute2"])
+@pytest.mark.parametrize("args", [["--version"], ["state", "no-such-container"]])
+def test_hot_path_commands_do_not_import_heavy_modules(tmp_path, args, module):
+    code = ("import sys\nfrom pyrunc.cli.main import main\n"
+            f"rc = main(['--root', {str(tmp_path)!r}] + {args!r})\n"
+            f"sys.stdout.write('\\nLOADED' if {module!r} in sys.modules else '\\nCLEAN')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.rstrip().endswith("CLEAN"), result.stdout + result.stderr
+
+
+def test_spec_writes_a_tab_indented_config_that_validates(tmp_path):
+    from pyrunc.spec.validate import validate_config
+
+    assert run("spec", "--bundle", str(tmp_path)).returncode == 0
+    text = (tmp_path / "config.json").read_text()
+    assert text.startswith("{\n\t\"ociVersion\"")
+    validate_config(json.loads(text))
+    again = run("spec", "--bundle", str(tmp_path))
+    assert again.returncode == 1 and "File config.json exists. Remove it first" in again.stderr
+
+
+def test_spec_rootless_adds_a_user_namespace_with_the_callers_ids(tmp_path):
+    assert run("spec", "--rootless", "-b", str(tmp_path)).returncode == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    types = [ns["type"] for ns in config["linux"]["namespaces"]]
+    assert "user" in types and "network" not in types
+    assert config["linux"]["uidMappings"][0]["size"] == 1
+
+
+def test_features_reports_what_is_implemented():
+    result = run("features")
+    assert result.returncode == 0
+    doc = json.loads(result.stdout)
+    assert doc["ociVersionMin"] == "1.0.0" and doc["ociVersionMax"] == "1.3.0"
+    assert set(doc["linux"]["namespaces"]) == {"pid", "network", "mount", "ipc", "uts", "user",
+                                              "cgroup", "time"}
+    assert doc["linux"]["seccomp"]["enabled"] is False
+    assert "rro" in doc["mountOptions"]
+    assert "CAP_SYS_ADMIN" in doc["linux"]["capabilities"]
+
+
+def test_usage_error_prints_incorrect_usage_on_stdout_and_exits_1():
+    result = run("start")
+    assert result.returncode == 1
+    assert result.stdout.startswith("Incorrect Usage.")
+    assert result.stderr.strip()
+
+
+def test_unknown_command_fails():
+    result = run("frobnicate")
+    assert result.returncode == 1
+
+
+def test_systemd_cgroup_is_a_clear_error_for_create(tmp_path):
+    result = run("--root", str(tmp_path), "--systemd-cgroup", "create", "x")
+    assert result.returncode == 1 and "systemd cgroup driver is not supported" in result.stderr
+
+
+@pytest.mark.parametrize("text, number", [("9", 9), ("KILL", 9), ("SIGKILL", 9), ("sigterm", 15),
+                                          ("USR1", 10), ("RTMIN+1", 35)])
+def test_parse_signal(text, number):
+    assert parse_signal(text) == number
+
+
+@pytest.mark.parametrize("text", ["NOPE", "0", "999", "SIG"])
+def test_parse_signal_rejects_unknown(text):
+    with pytest.raises(ContainerError, match="unknown signal"):
+        parse_signal(text)
