@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyrunc.linux.consts import (
     MOUNT_ATTR_NOATIME,
@@ -155,8 +155,7 @@ class UnsupportedMountOption(ValueError):
     """A mount option pyrunc recognises but cannot honour."""
 
 
-@dataclass(frozen=True)
-class MountOptions:
+class MountOptions(NamedTuple):
     """One mount's options, sorted by the system call that applies them."""
 
     flags: int = 0

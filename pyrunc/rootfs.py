@@ -25,7 +25,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyrunc import devices, log
 from pyrunc.linux.consts import (
@@ -127,8 +127,7 @@ def _is_within(path: str, parent: str) -> bool:
 
 # --- /proc/self/mountinfo and /proc/self/cgroup ------------------------------------------------------
 
-@dataclass(frozen=True)
-class MountInfo:
+class MountInfo(NamedTuple):
     """One line of /proc/self/mountinfo."""
 
     mount_id: int
@@ -540,8 +539,7 @@ def mount_cgroup2(config: Config, m: Mount, opts: MountOptions, dest: str) -> No
     _apply_propagation_and_attrs(dest, opts, what)
 
 
-@dataclass(frozen=True)
-class _V1Hierarchy:
+class _V1Hierarchy(NamedTuple):
     controllers: str  # as /proc/self/cgroup names it: "cpu,cpuacct", "name=systemd"
     own_path: str
     host: MountInfo

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pyrunc.spec.model import Config
 
 
-@dataclass
 class LaunchSpec:
-    container_id: str
-    config: Config
-    bundle: str
-    fifo_fd: int = -1                  # O_PATH fd of <state>/exec.fifo, reopened by the init
-    console_fd: int | None = None      # connected console socket (process.terminal)
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    listen_fds: int = 0                # socket activation: fds 3..3+n-1 passed as LISTEN_FDS
-    preserve_fds: int = 0              # --preserve-fds: the next n fds, passed unchanged
-    close_in_child: list[int] = field(default_factory=list)   # runtime-only fds (locks, ...)
+    """Everything the intermediate and init processes need, fixed before the first fork."""
+
+    def __init__(self, container_id: str, config: Config, bundle: str, *, fifo_fd: int = -1,
+                 console_fd: int | None = None, no_pivot: bool = False,
+                 no_new_keyring: bool = False, listen_fds: int = 0, preserve_fds: int = 0,
+                 close_in_child: list[int] | None = None) -> None:
+        self.container_id = container_id
+        self.config = config
+        self.bundle = bundle
+        self.fifo_fd = fifo_fd                # O_PATH fd of <state>/exec.fifo, reopened by init
+        self.console_fd = console_fd          # connected console socket (process.terminal)
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.listen_fds = listen_fds          # socket activation: fds 3..3+n-1 (LISTEN_FDS)
+        self.preserve_fds = preserve_fds      # --preserve-fds: the next n fds, unchanged
+        self.close_in_child = close_in_child or []   # runtime-only fds (the state lock, ...)

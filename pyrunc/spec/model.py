@@ -1,7 +1,8 @@
 """A typed, read-only view of a validated config.json.
 
 The JSON is parsed and validated once, at the edge (`pyrunc.spec.load`); everything below the CLI
-receives these frozen dataclasses instead of dicts, so a typo in a field name is an AttributeError
+receives these immutable NamedTuples (cheaper to define than dataclasses, which matters at
+start-up) instead of dicts, so a typo in a field name is an AttributeError
 in our code rather than a silently ignored key in the user's config.
 
 Only the fields pyrunc acts on are modelled; the raw document stays available as `Config.raw`
@@ -10,7 +11,7 @@ Only the fields pyrunc acts on are modelled; the raw document stays available as
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from typing import Any
 
 #: Namespace types as the runtime-spec names them, in the order pyrunc joins or creates them.
@@ -21,8 +22,7 @@ HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer",
                "poststop")
 
 
-@dataclass(frozen=True)
-class IDMapping:
+class IDMapping(NamedTuple):
     container_id: int
     host_id: int
     size: int
@@ -32,23 +32,20 @@ class IDMapping:
         return cls(d["containerID"], d["hostID"], d["size"])
 
 
-@dataclass(frozen=True)
-class Rlimit:
+class Rlimit(NamedTuple):
     type: str
     soft: int
     hard: int
 
 
-@dataclass(frozen=True)
-class User:
+class User(NamedTuple):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
     additional_gids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class Capabilities:
+class Capabilities(NamedTuple):
     bounding: tuple[str, ...] = ()
     effective: tuple[str, ...] = ()
     inheritable: tuple[str, ...] = ()
@@ -56,8 +53,7 @@ class Capabilities:
     ambient: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Process:
+class Process(NamedTuple):
     args: tuple[str, ...]
     env: tuple[str, ...]
     cwd: str
@@ -91,8 +87,7 @@ class Process:
         )
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     destination: str
     type: str | None = None
     source: str | None = None
@@ -107,8 +102,7 @@ class Mount:
         return self.type == "bind" or "bind" in self.options or "rbind" in self.options
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(NamedTuple):
     path: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
@@ -120,14 +114,12 @@ class Hook:
                    d.get("timeout"))
 
 
-@dataclass(frozen=True)
-class Namespace:
+class Namespace(NamedTuple):
     type: str
     path: str | None = None
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     path: str
     type: str
     major: int = 0
@@ -142,19 +134,18 @@ class Device:
                    d.get("uid"), d.get("gid"))
 
 
-@dataclass(frozen=True)
-class Linux:
+class Linux(NamedTuple):
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMapping, ...] = ()
     gid_mappings: tuple[IDMapping, ...] = ()
-    time_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)  # clock -> (secs, nanosecs)
+    time_offsets: dict[str, tuple[int, int]] = {}  # clock -> (secs, nanosecs); never mutated
     devices: tuple[Device, ...] = ()
     cgroups_path: str | None = None
-    resources: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = {}
     rootfs_propagation: str | None = None
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
-    sysctl: dict[str, str] = field(default_factory=dict)
+    sysctl: dict[str, str] = {}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Linux:
@@ -188,8 +179,7 @@ class Linux:
         return ns is not None and ns.path is None
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     """The whole config.json, typed. `root_path` is absolute (resolved against the bundle)."""
 
     oci_version: str
@@ -202,7 +192,7 @@ class Config:
     hooks: dict[str, tuple[Hook, ...]]
     annotations: dict[str, str]
     linux: Linux
-    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    raw: dict[str, Any] = {}
 
     @classmethod
     def from_json(cls, d: dict[str, Any], bundle: str) -> Config:

@@ -14,11 +14,15 @@ Neither jsonschema nor fastjsonschema is imported when this module is imported.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: The schemas live at the repository root; the package is installed editable.
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.realpath(__file__)))), "schemas")  # a str: pathlib costs milliseconds to import
 CONFIG_SCHEMA = "config-schema.json"
 
 _DEFAULT_SECTION = "config.md"
@@ -102,7 +106,7 @@ def config_schema() -> dict[str, Any]:
     return _BUNDLES[CONFIG_SCHEMA]
 
 
-def bundle_schema(root_name: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, Any]:
+def bundle_schema(root_name: str, schema_dir: Path | str = SCHEMA_DIR) -> dict[str, Any]:
     """Load *root_name* and inline every file it references under ``definitions``.
 
     A reference ``"defs.json#/definitions/uint32"`` becomes
@@ -113,7 +117,8 @@ def bundle_schema(root_name: str, schema_dir: Path = SCHEMA_DIR) -> dict[str, An
     embedded: dict[str, Any] = {}
 
     def load(name: str) -> Any:
-        return json.loads((schema_dir / name).read_text(encoding="utf-8"))
+        with open(os.path.join(schema_dir, name), encoding="utf-8") as f:
+            return json.load(f)
 
     def fix_ref(ref: str, current: str) -> str:
         target, _, fragment = ref.partition("#")

@@ -179,7 +179,7 @@ def test_unknown_and_unavailable_capabilities_are_warned_about_not_fatal(
     err = capfd.readouterr().err
     assert "CAP_BOGUS" in err
     assert "CAP_SYS_TIME" in err
-    assert "ambient" in err
+    assert "ambient" not in err  # the kernel's ambient rule is only logged at debug level
 
 
 def test_none_means_leave_everything_alone() -> None:
