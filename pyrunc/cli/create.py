@@ -72,5 +72,5 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
     container_id = container_id_arg(args, "create")
     options = create_options(opts)
     enter_bundle(options.bundle)
-    lifecycle.create(ctx.root, container_id, options, rootless=ctx.rootless == "true")
+    lifecycle.create(ctx.root, container_id, options, rootless=ctx.is_rootless)
     return 0

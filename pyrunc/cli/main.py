@@ -54,6 +54,13 @@ class Context:
         self.rootless = rootless
         self.debug = debug
 
+    @property
+    def is_rootless(self) -> bool:
+        """runc's rule for --rootless=auto: rootless when not running as root."""
+        if self.rootless == "auto":
+            return os.geteuid() != 0
+        return self.rootless == "true"
+
 
 def version_text() -> str:
     """`--version`; go-runc parses the first line, which must start with `runc version `."""
@@ -111,8 +118,6 @@ def _fail(message: str) -> int:
     from pyrunc import log
 
     log.error(message)
-    if not log.logs_to_file():
-        return 1
     return 1
 
 

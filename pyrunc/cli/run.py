@@ -71,7 +71,7 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
     options = create_options(opts)
     enter_bundle(options.bundle)
     if opts["detach"]:
-        lifecycle.create(ctx.root, container_id, options, rootless=ctx.rootless == "true")
+        lifecycle.create(ctx.root, container_id, options, rootless=ctx.is_rootless)
         lifecycle.start(ctx.root, container_id)
         return 0
 
@@ -84,7 +84,7 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
         options.console_fd = console_theirs.fileno()
     try:
         pid = lifecycle.create(ctx.root, container_id, options,
-                               rootless=ctx.rootless == "true")
+                               rootless=ctx.is_rootless)
     finally:
         if console_theirs is not None:
             console_theirs.close()
@@ -99,6 +99,9 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
             master = term.receive_console_master(console_ours, timeout=10)
             console_ours.close()
             proxy = term.TerminalProxy(master)
+        # Forward signals from before the program starts: one that arrives in between must
+        # reach the container, not kill pyrunc and orphan it.
+        _forward_signals(pid, proxy)
         lifecycle.start(ctx.root, container_id)
         status = _wait_in_foreground(pid, proxy)
     except BaseException:
@@ -122,11 +125,8 @@ def _quiet_delete(root: str, container_id: str) -> None:
         log.warning(f"delete container {container_id}: {exc}")
 
 
-def _wait_in_foreground(pid: int, proxy: Any) -> int:
-    """Forward signals to the init, pump the terminal, reap; return the shell-style status."""
-    import select
-
-    from pyrunc.linux import syscalls
+def _forward_signals(pid: int, proxy: Any) -> None:
+    """Every signal pyrunc receives goes to the init; SIGWINCH resizes the terminal instead."""
 
     def forward(signum: int, _frame: Any) -> None:
         if signum == signal.SIGWINCH:
@@ -144,6 +144,14 @@ def _wait_in_foreground(pid: int, proxy: Any) -> int:
                 signal.signal(sig, forward)
             except (OSError, ValueError):
                 pass
+
+
+def _wait_in_foreground(pid: int, proxy: Any) -> int:
+    """Pump the terminal and reap until the init exits; return the shell-style status."""
+    import select
+
+    from pyrunc.linux import syscalls
+
     pidfd = syscalls.pidfd_open(pid)
     try:
         while True:

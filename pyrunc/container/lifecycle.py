@@ -127,7 +127,8 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
                           fifo_fd=fifo_fd, console_fd=console_fd, no_pivot=opts.no_pivot,
                           no_new_keyring=opts.no_new_keyring, listen_fds=listen_fds,
                           preserve_fds=opts.preserve_fds,
-                          close_in_child=[fd for fd in (state_dir.lock_fd,) if fd is not None])
+                          close_in_child=[fd for fd in (state_dir.lock_fd,) if fd is not None],
+                          rootless=rootless)
         launch = Launch(spec, cgroups)
 
         def record_init(pid: int) -> None:

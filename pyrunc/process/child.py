@@ -97,6 +97,7 @@ def _write_oom_score_adj(value: int) -> None:
 
 def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
     """Build the container around this process, park until start, exec the user program."""
+    steps = _Steps()
     step = "container init"
     try:
         config = spec.config
@@ -104,36 +105,36 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         assert process is not None
         os.setsid()
         _preload_modules(config)
-        step = "set up namespaces"
+        step = steps.enter("set up namespaces")
         _setup_in_namespaces(spec)
 
-        step = "prepare rootfs"
+        step = steps.enter("prepare rootfs")
         from pyrunc import rootfs
 
         rootfs.prepare_rootfs(config)
 
-        step = "run createRuntime hooks"
+        step = steps.enter("run createRuntime hooks")
         chan.send(sync.RUN_HOOKS)
         hook_state = chan.expect(sync.HOOKS_DONE)["state"]
         if config.hooks["createContainer"]:
-            step = "run createContainer hooks"
+            step = steps.enter("run createContainer hooks")
             from pyrunc import hooks
 
             hooks.run_hooks("createContainer", config.hooks["createContainer"], hook_state)
 
-        step = "enter rootfs"
+        step = steps.enter("enter rootfs")
         rootfs.enter_rootfs(config, no_pivot=spec.no_pivot)
         if process.terminal:
-            step = "set up terminal"
+            step = steps.enter("set up terminal")
             _setup_terminal(spec, process)
         if config.hostname:
             syscalls.sethostname(config.hostname)
         if config.domainname:
             syscalls.setdomainname(config.domainname)
-        step = "finish rootfs"
+        step = steps.enter("finish rootfs")
         rootfs.finish_rootfs(config)
 
-        step = "set up process"
+        step = steps.enter("set up process")
         _set_rlimits(process)
         if process.no_new_privileges:
             syscalls.prctl(PR_SET_NO_NEW_PRIVS, 1, step="set no_new_privs")
@@ -142,6 +143,7 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         env = build_env(process, spec)
         executable = find_executable(process.args[0], env)
         _close_inherited_fds(3 + spec.listen_fds + spec.preserve_fds)
+        steps.enter("wait for start")
         chan.send(sync.READY)
         chan.close()
     except BaseException as exc:  # noqa: BLE001
@@ -163,6 +165,22 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
 
         log.error(describe(exc, f"start container {spec.container_id}"))
         os._exit(127)
+
+
+class _Steps:
+    """Names the init's steps; with --debug each one is logged with the time it started."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+
+    def enter(self, name: str) -> str:
+        from pyrunc import log
+
+        log.debug(f"init: {name}", elapsed_ms=round((self._clock() - self._start) * 1000, 2))
+        return name
 
 
 def _preload_modules(config: Config) -> None:

@@ -80,8 +80,18 @@ class Launch:
                   run_runtime_hooks: Callable[[int], dict[str, Any]]) -> None:
         from pyrunc import namespaces
 
-        self.cgroups.create()
-        self.cgroups.add_process(self.intermediate_pid)
+        from pyrunc import log
+
+        log.debug("runtime: create cgroup and move the intermediate into it",
+                  pid=self.intermediate_pid)
+        try:
+            self.cgroups.create()
+            self.cgroups.add_process(self.intermediate_pid)
+        except PermissionError as exc:
+            # --rootless: an unprivileged user may not own a cgroup; run without one.
+            if not self.spec.rootless:
+                raise
+            log.warning(f"rootless: not joining a cgroup: {exc}")
         chan.send(sync.CGROUP_JOINED)
         while True:
             try:
@@ -91,6 +101,7 @@ class Launch:
             kind = msg["type"]
             if kind == sync.ERROR:
                 raise LaunchError(msg["message"])
+            log.debug(f"runtime: got {kind}")
             if kind == sync.IDMAP_REQUEST:
                 namespaces.write_id_maps(self.intermediate_pid, self.spec.config.linux)
                 chan.send(sync.IDMAP_DONE)

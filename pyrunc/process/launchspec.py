@@ -11,7 +11,7 @@ class LaunchSpec:
     def __init__(self, container_id: str, config: Config, bundle: str, *, fifo_fd: int = -1,
                  console_fd: int | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, listen_fds: int = 0, preserve_fds: int = 0,
-                 close_in_child: list[int] | None = None) -> None:
+                 close_in_child: list[int] | None = None, rootless: bool = False) -> None:
         self.container_id = container_id
         self.config = config
         self.bundle = bundle
@@ -22,3 +22,4 @@ class LaunchSpec:
         self.listen_fds = listen_fds          # socket activation: fds 3..3+n-1 (LISTEN_FDS)
         self.preserve_fds = preserve_fds      # --preserve-fds: the next n fds, unchanged
         self.close_in_child = close_in_child or []   # runtime-only fds (the state lock, ...)
+        self.rootless = rootless              # cgroup permission errors are warnings
