@@ -67,10 +67,16 @@ def open_namespace_paths(linux: Linux) -> list[tuple[str, int]]:
 
 
 def join_namespaces(opened: list[tuple[str, int]], *, only: set[str] | None = None) -> None:
-    """setns(2) into each opened namespace (optionally only the given types), closing the fds."""
-    for ns_type, fd in opened:
+    """setns(2) into each opened namespace (optionally only the given types).
+
+    Joined entries are removed from `opened` and their fds closed, so a later call for the
+    rest never touches a closed (or, worse, reused) fd number.
+    """
+    for entry in list(opened):
+        ns_type, fd = entry
         if only is not None and ns_type not in only:
             continue
+        opened.remove(entry)
         try:
             syscalls.setns(fd, CLONE_FLAGS[ns_type], step=f"join {ns_type} namespace")
         finally:

@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -474,6 +472,9 @@ def mount_filesystem(config: Config, m: Mount, opts: MountOptions, dest: str) ->
 
 def _mount_tmpfs_copy_up(m: Mount, flags: int, data: str, dest: str) -> None:
     """``tmpcopyup``: mount the tmpfs aside, copy the directory's content in, move it into place."""
+    import shutil  # only for tmpcopyup: these cost milliseconds at start-up
+    import tempfile
+
     what = f"tmpfs on {m.destination}"
     staging = tempfile.mkdtemp(prefix="pyrunc-tmpcopyup-")
     try:

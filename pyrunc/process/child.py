@@ -104,7 +104,6 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         process = config.process
         assert process is not None
         os.setsid()
-        _preload_modules(config)
         step = steps.enter("set up namespaces")
         _setup_in_namespaces(spec)
 
@@ -183,8 +182,12 @@ class _Steps:
         return name
 
 
-def _preload_modules(config: Config) -> None:
-    """Import now everything the init needs after pivot_root: pyrunc's own files vanish then."""
+def preload_modules(config: Config) -> None:
+    """Import everything the init will need, in the runtime before it forks.
+
+    After pivot_root the host's files are gone, and even before it the init may have become a
+    mapped user that cannot read the Python installation (say, under a 0700 /root).
+    """
     import stat  # noqa: F401 - used by _check_executable
 
     from pyrunc import capabilities, errors, log, rootfs  # noqa: F401

@@ -47,14 +47,15 @@ class Launch:
         """
         from pyrunc import namespaces
 
+        from pyrunc.process.child import preload_modules, run_intermediate
+
+        preload_modules(self.spec.config)
         syscalls.prctl(PR_SET_CHILD_SUBREAPER, 1, step="become child subreaper")
         parent_chan, child_chan = sync.SyncChannel.pair()
         ns_fds = namespaces.open_namespace_paths(self.spec.config.linux)
         try:
             pid = os.fork()
             if pid == 0:
-                from pyrunc.process.child import run_intermediate
-
                 try:
                     parent_chan.close()
                     for fd in self.spec.close_in_child:
