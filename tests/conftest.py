@@ -61,10 +61,13 @@ class Runtime:
                  global_args: tuple[str, ...] = (), **kwargs: Any) -> subprocess.CompletedProcess[str]:
         # Output goes to files, not pipes: a created container's init inherits pyrunc's stdio
         # (as with runc), so a pipe would not see EOF until the container exits.
+        # stdout_file: give pyrunc (and so the container) this file as its stdout instead.
         kwargs.setdefault("stdin", subprocess.DEVNULL)
+        stdout_file = kwargs.pop("stdout_file", None)
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.run(self.argv(*args, global_args=global_args), stdout=out,
-                                  stderr=err, timeout=timeout, **kwargs)
+            proc = subprocess.run(self.argv(*args, global_args=global_args),
+                                  stdout=stdout_file or out, stderr=err, timeout=timeout,
+                                  **kwargs)
             out.seek(0)
             err.seek(0)
             result = subprocess.CompletedProcess(proc.args, proc.returncode, out.read(),

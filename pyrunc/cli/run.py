@@ -77,6 +77,7 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
 
     from pyrunc.spec.load import read_config
 
+    options.foreground = True
     terminal = bool((read_config(options.bundle).get("process") or {}).get("terminal"))
     console_ours = console_theirs = None
     if terminal and options.console_socket is None:

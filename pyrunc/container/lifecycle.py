@@ -63,7 +63,7 @@ def runc_state(state_dir: StateDir, state: ContainerState) -> dict[str, Any]:
 class CreateOptions:
     def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 console_fd: int | None = None) -> None:
+                 console_fd: int | None = None, foreground: bool = False) -> None:
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -71,6 +71,7 @@ class CreateOptions:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd      # an already connected console (foreground run)
+        self.foreground = foreground      # stdio is the caller's own: never chown it
 
 
 def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool = False) -> int:
@@ -128,7 +129,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
                           no_new_keyring=opts.no_new_keyring, listen_fds=listen_fds,
                           preserve_fds=opts.preserve_fds,
                           close_in_child=[fd for fd in (state_dir.lock_fd,) if fd is not None],
-                          rootless=rootless)
+                          rootless=rootless, fix_stdio_owner=not opts.foreground)
         launch = Launch(spec, cgroups)
 
         def record_init(pid: int) -> None:

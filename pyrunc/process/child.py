@@ -137,7 +137,7 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         _set_rlimits(process)
         if process.no_new_privileges:
             syscalls.prctl(PR_SET_NO_NEW_PRIVS, 1, step="set no_new_privs")
-        _become_user(process)
+        _become_user(process, fix_stdio=spec.fix_stdio_owner and not process.terminal)
         _chdir(process.cwd)
         env = build_env(process, spec)
         executable = find_executable(process.args[0], env)
@@ -225,6 +225,7 @@ def _setup_terminal(spec: LaunchSpec, process: Process) -> None:
     if spec.console_fd is None:
         raise RuntimeError("process.terminal is set but there is no console socket")
     master, slave, slave_path = terminal.create_container_pty(process.console_size)
+    terminal.chown_terminal(slave, process.user.uid)
     terminal.send_console_master(spec.console_fd, master, slave_path)
     terminal.bind_console(slave_path)
     terminal.become_terminal_owner(slave)
@@ -243,7 +244,31 @@ def _set_rlimits(process: Process) -> None:
                                             f"hard={rlimit.hard}") from None
 
 
-def _become_user(process: Process) -> None:
+def _give_stdio_to(uid: int) -> None:
+    """Let a non-root program reopen its own stdio (/dev/stdout, /proc/self/fd/1), as runc does.
+
+    /dev/null is left alone, and so is anything the kernel will not let us chown (a file
+    owned by an unmapped user: EINVAL; a read-only or foreign filesystem: EPERM, EROFS).
+    """
+    import errno
+    import stat
+
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if st.st_uid == uid or (stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)):
+            continue
+        try:
+            os.fchown(fd, uid, -1)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                raise syscalls.KernelError(exc.errno or 0, f"chown stdio fd {fd} to uid {uid}") \
+                    from None
+
+
+def _become_user(process: Process, *, fix_stdio: bool) -> None:
     """Capabilities and identity, in the order that keeps the capabilities we want to keep."""
     from pyrunc import capabilities
 
@@ -252,6 +277,8 @@ def _become_user(process: Process) -> None:
         capabilities.apply_bounding(caps)
     syscalls.prctl(PR_SET_KEEPCAPS, 1, step="keep capabilities across setuid")
     user = process.user
+    if fix_stdio:
+        _give_stdio_to(user.uid)
     try:
         os.setgroups(list(user.additional_gids))
     except PermissionError:

@@ -11,7 +11,8 @@ class LaunchSpec:
     def __init__(self, container_id: str, config: Config, bundle: str, *, fifo_fd: int = -1,
                  console_fd: int | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, listen_fds: int = 0, preserve_fds: int = 0,
-                 close_in_child: list[int] | None = None, rootless: bool = False) -> None:
+                 close_in_child: list[int] | None = None, rootless: bool = False,
+                 fix_stdio_owner: bool = True) -> None:
         self.container_id = container_id
         self.config = config
         self.bundle = bundle
@@ -23,3 +24,6 @@ class LaunchSpec:
         self.preserve_fds = preserve_fds      # --preserve-fds: the next n fds, unchanged
         self.close_in_child = close_in_child or []   # runtime-only fds (the state lock, ...)
         self.rootless = rootless              # cgroup permission errors are warnings
+        # chown the inherited stdio to the process user; off for a foreground run, whose
+        # stdio is the person's own terminal
+        self.fix_stdio_owner = fix_stdio_owner

@@ -9,7 +9,7 @@ import json
 import os
 from typing import Any
 
-from pyrunc.spec.model import Config
+from pyrunc.spec.model import Config, Linux
 
 
 class BundleError(ValueError):
@@ -90,10 +90,36 @@ def check_semantics(config: Config) -> None:
         raise _fail("/linux/timeOffsets", "time offsets need a new time namespace",
                     "config-linux.md#offset-for-time-namespace")
     for key in linux.sysctl:
-        if key.startswith("net.") and not linux.namespace("network"):
-            raise _fail(f"/linux/sysctl/{key}", "net.* sysctls need a network namespace",
-                        "config-linux.md#sysctl")
+        problem = sysctl_problem(key, linux)
+        if problem:
+            raise _fail(f"/linux/sysctl/{key}", problem, "config-linux.md#sysctl")
     for i, mount in enumerate(config.mounts):
         if not os.path.isabs(mount.destination):
             raise _fail(f"/mounts/{i}/destination", f"{mount.destination!r} must be absolute",
                         "config.md#mounts")
+
+
+#: IPC sysctls: namespaced by the ipc namespace.
+_IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                          "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                          "kernel.shm_rmid_forced"})
+
+
+def sysctl_problem(key: str, linux: Linux) -> str | None:
+    """Why writing sysctl `key` would reach beyond the container (None when it would not).
+
+    Sysctls are written through the container's /proc/sys: only the ones that belong to a
+    namespace the container owns stay inside it; any other would change the host.
+    """
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return None if linux.namespace("ipc") else "needs an ipc namespace (it would change " \
+                                                   "the host's)"
+    if key.startswith("net."):
+        return None if linux.namespace("network") else "needs a network namespace (it would " \
+                                                        "change the host's)"
+    if key == "kernel.domainname":
+        return None if linux.namespace("uts") else "needs a uts namespace (it would change " \
+                                                    "the host's)"
+    if key == "kernel.hostname":
+        return "is not allowed: set /hostname instead"
+    return "is not in a separate kernel namespace: writing it would change the host"
