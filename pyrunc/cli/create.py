@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pyrunc.cli.flags import Flag, UsageError
+from pyrunc.cli.flags import Flag, UsageError, container_id_arg
 from pyrunc.container.state import ContainerError
 
 USAGE = "[command options] <container-id>"
@@ -54,13 +54,6 @@ def enter_bundle(bundle: str) -> None:
 
         raise KernelError(exc.errno or 0, f"chdir to bundle {bundle} (no config.json there)",
                           bundle) from None
-
-
-def container_id_arg(args: list[str], command: str) -> str:
-    if len(args) != 1:
-        raise UsageError(f'"{command}" requires exactly 1 argument(s)' if args else
-                         f'"{command}" requires a container id')
-    return args[0]
 
 
 def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyrunc.cli.create import container_id_arg
-from pyrunc.cli.flags import Flag
+from pyrunc.cli.flags import Flag, container_id_arg
 
 USAGE = "[command options] <container-id>"
 DESCRIPTION = """   The delete command deletes any resources held by the container. A created container is

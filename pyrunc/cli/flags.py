@@ -114,3 +114,11 @@ def format_flags(flags: list[Flag]) -> str:
                 f" (default: {flag.default})"
         lines.append(f"   {names:<28} {flag.help}{default}")
     return "\n".join(lines)
+
+
+def container_id_arg(args: list[str], command: str) -> str:
+    """The one positional argument most commands take: the container id."""
+    if len(args) != 1:
+        raise UsageError(f'"{command}" requires exactly 1 argument(s)' if args else
+                         f'"{command}" requires a container id')
+    return args[0]

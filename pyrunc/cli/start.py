@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyrunc.cli.create import container_id_arg
+from pyrunc.cli.flags import container_id_arg
 
 USAGE = "<container-id>"
 DESCRIPTION = """   The start command executes the user defined process in a created container.

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from pyrunc.cli.create import container_id_arg
+from pyrunc.cli.flags import container_id_arg
 
 USAGE = "<container-id>"
 DESCRIPTION = """   The state command outputs current state information for the instance of a container.
