@@ -141,6 +141,10 @@ class MountInfo(NamedTuple):
     def is_shared(self) -> bool:
         return any(f.startswith("shared:") for f in self.optional)
 
+    @property
+    def is_unbindable(self) -> bool:
+        return "unbindable" in self.optional
+
 
 def _unescape(field: str) -> str:
     """mountinfo writes space, tab, newline and backslash as \\ooo (three octal digits)."""
@@ -368,13 +372,15 @@ def stop_propagation_to_host(config: Config) -> None:
 
 
 def make_rootfs_parent_private(rootfs: str) -> None:
-    """Make the mount holding the rootfs private if it is shared.
+    """Make the mount holding the rootfs private if it is shared or unbindable.
 
     pivot_root(2) refuses a new root whose parent mount is shared, and a bind mount under a shared
-    mount would be copied into its peers (possibly the host's namespace).
+    mount would be copied into its peers (possibly the host's namespace). An unbindable parent
+    (rootfsPropagation "unbindable") cannot be bind-mounted at all (EINVAL); finish_rootfs applies
+    the requested propagation to the new "/" afterwards.
     """
     parent = _mount_containing(rootfs, read_mountinfo())
-    if parent is not None and parent.is_shared:
+    if parent is not None and (parent.is_shared or parent.is_unbindable):
         mount(None, parent.mount_point, None, MS_PRIVATE,
               step=f"make {parent.mount_point} (holding the rootfs) private")
 

@@ -88,8 +88,10 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
     if not process.terminal and opts.console_socket is not None:
         raise ContainerError("cannot use console socket if pyrunc will not detach or allocate tty")
     if config.linux.namespace("mount") is None:
-        raise ContainerError("config.json: /linux/namespaces: a mount namespace is required "
-                             "(pyrunc never mounts in the host's namespace)")
+        # runc's behaviour: without a mount namespace nothing is mounted (that would change the
+        # host) and there is no pivot_root: the process sees the host's filesystem.
+        log.warning("no mount namespace in config.json: the container shares the host's "
+                    "filesystem; root.path and mounts are not used")
     listen_fds = _listen_fds()
     for fd in range(3 + listen_fds, 3 + listen_fds + opts.preserve_fds):
         try:

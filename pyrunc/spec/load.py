@@ -80,11 +80,12 @@ def check_semantics(config: Config) -> None:
     if linux.creates("user") and not (linux.uid_mappings and linux.gid_mappings):
         raise _fail("/linux/uidMappings", "a new user namespace needs uidMappings and gidMappings",
                     "config-linux.md#user-namespace-mappings")
-    if config.hostname and not linux.creates("uts"):
-        raise _fail("/hostname", "setting the hostname needs a new uts namespace",
+    # A uts namespace joined by path counts: the hostname is then set in that namespace.
+    if config.hostname and linux.namespace("uts") is None:
+        raise _fail("/hostname", "setting the hostname needs a uts namespace",
                     "config.md#hostname")
-    if config.domainname and not linux.creates("uts"):
-        raise _fail("/domainname", "setting the domainname needs a new uts namespace",
+    if config.domainname and linux.namespace("uts") is None:
+        raise _fail("/domainname", "setting the domainname needs a uts namespace",
                     "config.md#domainname")
     if linux.time_offsets and not linux.creates("time"):
         raise _fail("/linux/timeOffsets", "time offsets need a new time namespace",

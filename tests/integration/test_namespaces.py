@@ -222,13 +222,18 @@ def test_all_eight_namespaces_at_once_are_all_new(runtime, shared_bundle):
     assert all(seen[PROC_NAME[t]] != host_ns(PROC_NAME[t]) for t in ALL_TYPES), seen
 
 
-def test_config_without_mount_namespace_is_refused_at_create(runtime, bundle):
-    b = bundle("true", edit=set_namespaces("pid", "network", "ipc", "uts", "cgroup"))
-    result = runtime("create", "-b", str(b), "nomnt", check=False)
-    assert result.returncode == 1
-    lines = error_lines(result.stderr)
-    assert len(lines) == 1 and "/linux/namespaces" in lines[0] and "mount namespace" in lines[0]
-    assert not (runtime.root / "nomnt").exists()
+def test_without_mount_namespace_nothing_is_mounted_and_the_host_filesystem_is_shared(
+        runtime, bundle):
+    """runc's behaviour: no mount namespace means no rootfs set-up at all (mounting would change
+    the host); the process runs in the host's mount namespace and filesystem."""
+    with open("/proc/self/mountinfo") as f:
+        mounts_before = f.read()
+    b = bundle("/bin/sh", "-c", "readlink /proc/self/ns/mnt; test -d /sys/fs/cgroup && echo host-fs",
+               edit=set_namespaces("pid", "ipc", "uts"))
+    out = runtime("run", "-b", str(b), "nomnt").stdout.split()
+    assert out == [host_ns("mnt"), "host-fs"]
+    with open("/proc/self/mountinfo") as f:
+        assert f.read() == mounts_before
 
 
 # --- 2. joining by path ---------------------------------------------------------------------------
