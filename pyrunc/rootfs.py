@@ -639,8 +639,13 @@ def _mount_unified_in_hybrid_layout(m: Mount, opts: MountOptions, dest: str, cgr
 # --- step 2: enter_rootfs ----------------------------------------------------------------------------
 
 def enter_rootfs(config: Config, *, no_pivot: bool) -> None:
-    """Make the rootfs "/" of this process (pivot_root, or MS_MOVE + chroot) and chdir to it."""
+    """Make the rootfs "/" of this process (pivot_root, or MS_MOVE + chroot) and chdir to it.
+
+    Without a mount namespace of its own the process is only chrooted (runc does the same, but
+    also mounts into the caller's namespace; pyrunc mounts nothing there).
+    """
     if not has_mount_namespace(config):
+        _chroot_into(os.path.realpath(config.root_path))
         return
     rootfs = os.path.realpath(config.root_path)
     if no_pivot:
@@ -652,6 +657,14 @@ def enter_rootfs(config: Config, *, no_pivot: bool) -> None:
     if config.process is not None and config.process.cwd:
         # Created as root, before the process changes user: the image may lack the directory.
         _mkdir(config.process.cwd, f"the process's cwd {config.process.cwd}")
+
+
+def _chroot_into(rootfs: str) -> None:
+    try:
+        os.chroot(rootfs)
+        os.chdir("/")
+    except OSError as exc:
+        raise describe_oserror(exc, f"chroot into {rootfs}") from None
 
 
 def pivot_into(rootfs: str) -> None:

@@ -88,10 +88,10 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
     if not process.terminal and opts.console_socket is not None:
         raise ContainerError("cannot use console socket if pyrunc will not detach or allocate tty")
     if config.linux.namespace("mount") is None:
-        # runc's behaviour: without a mount namespace nothing is mounted (that would change the
-        # host) and there is no pivot_root: the process sees the host's filesystem.
-        log.warning("no mount namespace in config.json: the container shares the host's "
-                    "filesystem; root.path and mounts are not used")
+        # Without a mount namespace runc mounts into the caller's namespace and chroots; pyrunc
+        # only chroots: a mount there would change (and leak into) the host.
+        log.warning("no mount namespace in config.json: the process is only chrooted into "
+                    "root.path; mounts are not made (they would change the host)")
     listen_fds = _listen_fds()
     for fd in range(3 + listen_fds, 3 + listen_fds + opts.preserve_fds):
         try:
@@ -116,7 +116,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         state_dir.save(state)
         if config.linux.resources:
             cgroups.apply_resources(config.linux.resources)
-        fifo_fd = _make_exec_fifo(state_dir.fifo_path, config)
+        state_dir_fd = _make_exec_fifo(state_dir, config)
 
         from pyrunc.process.launch import Launch
         from pyrunc.process.launchspec import LaunchSpec
@@ -127,7 +127,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
 
             console_fd = terminal.connect_console_socket(opts.console_socket)
         spec = LaunchSpec(container_id=container_id, config=config, bundle=opts.bundle,
-                          fifo_fd=fifo_fd, console_fd=console_fd, no_pivot=opts.no_pivot,
+                          state_dir_fd=state_dir_fd, console_fd=console_fd, no_pivot=opts.no_pivot,
                           no_new_keyring=opts.no_new_keyring, listen_fds=listen_fds,
                           preserve_fds=opts.preserve_fds,
                           close_in_child=[fd for fd in (state_dir.lock_fd,) if fd is not None],
@@ -152,7 +152,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         try:
             pid = launch.run(record_init, runtime_hooks)
         finally:
-            os.close(fifo_fd)
+            os.close(state_dir_fd)
             if opts.console_socket is not None and console_fd is not None:
                 os.close(console_fd)
         state.creating = False
@@ -179,14 +179,20 @@ def _listen_fds() -> int:
         return 0
 
 
-def _make_exec_fifo(path: str, config: Any) -> int:
-    """The fifo `start` opens: writable by the container's root (mode 0622), opened O_PATH here."""
+def _make_exec_fifo(state_dir: StateDir, config: Any) -> int:
+    """Create the fifo `start` opens; return an O_PATH fd of its directory for the init.
+
+    The fifo is writable by the container's root (mode 0622, owned by its host uid). The init
+    reaches it through the directory fd (openat), which works after pivot_root or chroot and
+    without /proc in the container.
+    """
+    path = state_dir.fifo_path
     os.mkfifo(path, 0o622)
     os.chmod(path, 0o622)
     root_uid = _host_id(config.linux.uid_mappings, 0)
     root_gid = _host_id(config.linux.gid_mappings, 0)
     os.chown(path, root_uid, root_gid)
-    return os.open(path, os.O_PATH | os.O_CLOEXEC)
+    return os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _host_id(mappings: Any, container_id: int) -> int:

@@ -150,7 +150,7 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
 
     # From here on the runtime has gone: errors can only be logged.
     try:
-        _wait_for_start(spec.fifo_fd)
+        _wait_for_start(spec.state_dir_fd)
         if config.hooks["startContainer"]:
             from pyrunc import hooks
 
@@ -379,12 +379,14 @@ def _close_inherited_fds(first: int) -> None:
             pass
 
 
-def _wait_for_start(fifo_fd: int) -> None:
+def _wait_for_start(state_dir_fd: int) -> None:
     """Block until `pyrunc start` opens the exec fifo for reading, then tell it we are going."""
-    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    from pyrunc.container.state import EXEC_FIFO
+
+    fd = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
     os.write(fd, b"0")
     os.close(fd)
-    os.close(fifo_fd)
+    os.close(state_dir_fd)
 
 
 def _reset_signals() -> None:

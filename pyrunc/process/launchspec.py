@@ -8,7 +8,7 @@ from pyrunc.spec.model import Config
 class LaunchSpec:
     """Everything the intermediate and init processes need, fixed before the first fork."""
 
-    def __init__(self, container_id: str, config: Config, bundle: str, *, fifo_fd: int = -1,
+    def __init__(self, container_id: str, config: Config, bundle: str, *, state_dir_fd: int = -1,
                  console_fd: int | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, listen_fds: int = 0, preserve_fds: int = 0,
                  close_in_child: list[int] | None = None, rootless: bool = False,
@@ -16,7 +16,7 @@ class LaunchSpec:
         self.container_id = container_id
         self.config = config
         self.bundle = bundle
-        self.fifo_fd = fifo_fd                # O_PATH fd of <state>/exec.fifo, reopened by init
+        self.state_dir_fd = state_dir_fd      # O_PATH fd of <root>/<id>: the init opens exec.fifo in it
         self.console_fd = console_fd          # connected console socket (process.terminal)
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
