@@ -28,6 +28,7 @@ import struct
 import termios
 import time
 import tty
+from typing import Any
 
 from pyrunc.linux.consts import MS_BIND
 from pyrunc.linux.syscalls import (
@@ -322,7 +323,7 @@ class TerminalProxy:
         self.stdin_fd: int | None = stdin_fd  # None once stdin hit EOF
         self.stdout_fd: int | None = stdout_fd  # None once the reader of stdout went away
         self._to_master = bytearray()
-        self._saved_termios: list | None = None
+        self._saved_termios: list[Any] | None = None
         self._master_open = True
         self._closed = False
         os.set_blocking(master_fd, False)  # our own open file: a full slave must not stall output

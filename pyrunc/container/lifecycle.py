@@ -11,7 +11,7 @@ import os
 import select
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc import log
 from pyrunc.container.state import (
@@ -24,6 +24,9 @@ from pyrunc.container.state import (
     process_start_time,
     validate_id,
 )
+
+if TYPE_CHECKING:
+    from pyrunc.spec.model import Config, IDMapping
 
 
 def utc_now_rfc3339() -> str:
@@ -179,7 +182,7 @@ def _listen_fds() -> int:
         return 0
 
 
-def _make_exec_fifo(state_dir: StateDir, config: Any) -> int:
+def _make_exec_fifo(state_dir: StateDir, config: Config) -> int:
     """Create the fifo `start` opens; return an O_PATH fd of its directory for the init.
 
     The fifo is writable by the container's root (mode 0622, owned by its host uid). The init
@@ -195,7 +198,8 @@ def _make_exec_fifo(state_dir: StateDir, config: Any) -> int:
     return os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def _host_id(mappings: Any, container_id: int) -> int:
+def _host_id(mappings: tuple[IDMapping, ...], container_id: int) -> int:
+    """The host id that `container_id` maps to (itself without a user namespace)."""
     for m in mappings:
         if m.container_id <= container_id < m.container_id + m.size:
             return m.host_id + container_id - m.container_id

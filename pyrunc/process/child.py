@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import (

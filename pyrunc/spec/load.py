@@ -33,6 +33,8 @@ def read_config(bundle: str) -> dict[str, Any]:
                           f"{exc.msg}") from None
     except UnicodeDecodeError:
         raise BundleError("config.json: not valid UTF-8") from None
+    if not isinstance(doc, dict):
+        raise BundleError("config.json: the document must be a JSON object")
     return doc
 
 
