@@ -13,11 +13,14 @@ messages land in the same file.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from typing import Any
+# `typing` (and the `re` it imports on 3.11) costs milliseconds on the `state` hot path; the
+# annotations are never evaluated, so the names are only needed by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "fatal": 50}
 
@@ -67,6 +70,8 @@ def _timestamp() -> str:
 
 
 def _format(level: str, msg: str, fields: dict[str, Any]) -> str:
+    import json  # only when a record is written: it is not cheap to import (see fastjson)
+
     if _config.fmt == "json":
         record: dict[str, Any] = {"level": level, "msg": msg, "time": _timestamp()}
         record.update(fields)

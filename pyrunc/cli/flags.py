@@ -9,7 +9,11 @@ also cheaper to import, which matters because every `pyrunc` call pays for it.
 
 from __future__ import annotations
 
-from typing import Any
+# `typing` (and the `re` it imports on 3.11) costs milliseconds on the `state` hot path; the
+# annotations are never evaluated, so the names are only needed by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class UsageError(Exception):

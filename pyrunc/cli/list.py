@@ -31,8 +31,7 @@ def _owner(path: str) -> str:
 
 def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.cli.main import default_root
-    from pyrunc.container.lifecycle import runc_state
-    from pyrunc.container.state import ContainerNotFound, StateDir, list_ids
+    from pyrunc.container.state import ContainerNotFound, StateDir, list_ids, runc_state
 
     if args:
         raise UsageError("list takes no arguments")

@@ -45,24 +45,6 @@ def spec_state(state: ContainerState, status: str, pid: int | None = None) -> di
     return doc
 
 
-def runc_state(state_dir: StateDir, state: ContainerState) -> dict[str, Any]:
-    """`pyrunc state` output: runc's key order, pid 0 once stopped."""
-    status = derive_status(state_dir, state)
-    doc: dict[str, Any] = {
-        "ociVersion": state.oci_version,
-        "id": state.id,
-        "pid": 0 if status == "stopped" else state.init_pid,
-        "status": status,
-        "bundle": state.bundle,
-        "rootfs": state.rootfs,
-        "created": state.created,
-    }
-    if state.annotations:
-        doc["annotations"] = state.annotations
-    doc["owner"] = state.owner
-    return doc
-
-
 class CreateOptions:
     def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
