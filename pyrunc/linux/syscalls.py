@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import struct
 
 from pyrunc.linux.consts import (
@@ -31,7 +30,7 @@ _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "setns": 268, "unshare": 97,
                 "keyctl": 219, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436},
 }
-_NR = _SYSCALL_NUMBERS.get(platform.machine(), _SYSCALL_NUMBERS["x86_64"])
+_NR = _SYSCALL_NUMBERS.get(os.uname().machine, _SYSCALL_NUMBERS["x86_64"])
 
 
 class KernelError(OSError):
