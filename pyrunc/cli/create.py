@@ -9,23 +9,21 @@ from pyrunc.cli.flags import Flag, UsageError, container_id_arg
 from pyrunc.container.state import ContainerError
 
 USAGE = "[command options] <container-id>"
-DESCRIPTION = """   The create command creates an instance of a container for a bundle. The bundle is a
-   directory with a specification file named "config.json" and a root filesystem.
-   The container's init waits for `pyrunc start`; the pid file is written when it is parked.
+DESCRIPTION = """   Build a container from a bundle (a directory with config.json and a root filesystem).
+   The container's first process is set up completely, then waits for `pyrunc start`;
+   create returns once it waits, with the pid file written.
 """
 FLAGS = [
-    Flag("bundle, b", "str", help="path to the root of the bundle directory, defaults to the "
-         "current directory"),
-    Flag("console-socket", "str", help="path to an AF_UNIX socket which will receive a file "
-         "descriptor referencing the master end of the console's pseudoterminal"),
+    Flag("bundle, b", "str", help="bundle directory (default: the current directory)"),
+    Flag("console-socket", "str", help="AF_UNIX socket to send the pty master to when "
+         "process.terminal is set"),
     Flag("pidfd-socket", "str", hidden=True),
-    Flag("pid-file", "str", help="specify the file to write the process id to"),
-    Flag("no-pivot", help="do not use pivot root to jail process inside rootfs. This should be "
-         "used whenever the rootfs is on top of a ramdisk"),
-    Flag("no-new-keyring", help="do not create a new session keyring for the container. This "
-         "will cause the container to inherit the calling processes session key"),
-    Flag("preserve-fds", "int", help="Pass N additional file descriptors to the container "
-         "(stdio + $LISTEN_FDS + N in total)"),
+    Flag("pid-file", "str", help="write the container process's pid to this file"),
+    Flag("no-pivot", help="move the rootfs onto / and chroot instead of pivot_root (for roots "
+         "on a ramdisk)"),
+    Flag("no-new-keyring", help="keep the caller's session keyring instead of a new one"),
+    Flag("preserve-fds", "int", help="also pass the N file descriptors after stdio (and after "
+         "any $LISTEN_FDS ones)"),
     # go-runc adds --detach when a client asks for it; create is always detached.
     Flag("detach, d", hidden=True),
 ]

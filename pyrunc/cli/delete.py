@@ -7,11 +7,11 @@ from typing import Any
 from pyrunc.cli.flags import Flag, container_id_arg
 
 USAGE = "[command options] <container-id>"
-DESCRIPTION = """   The delete command deletes any resources held by the container. A created container is
-   killed and deleted; a running or paused one needs --force.
+DESCRIPTION = """   Remove a container's cgroups and state and run its poststop hooks. A stopped or a
+   created (never started) container is deleted as it is; a running or paused one needs
+   --force, which kills its processes with SIGKILL first.
 """
-FLAGS = [Flag("force, f", help="Forcibly deletes the container if it is still running "
-              "(uses SIGKILL)")]
+FLAGS = [Flag("force, f", help="kill the container's processes first if it still runs")]
 
 
 def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:

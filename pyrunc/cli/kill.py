@@ -9,10 +9,10 @@ from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
 USAGE = "[command options] <container-id> [signal]"
-DESCRIPTION = """   The kill command sends the specified signal (default: SIGTERM) to the container's init
-   process. The signal is a number or a name, with or without SIG (KILL, SIGKILL, 9).
+DESCRIPTION = """   Send a signal to the container's first process. The signal is a number or a name,
+   with or without SIG and in any case: 9, KILL, SIGKILL and sigkill are the same.
 """
-FLAGS = [Flag("all, a", help="send the specified signal to all processes inside the container")]
+FLAGS = [Flag("all, a", help="signal every process in the container's cgroup")]
 INTERSPERSED = False
 
 

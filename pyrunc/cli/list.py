@@ -11,11 +11,11 @@ from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
 USAGE = "[command options]"
-DESCRIPTION = """   The list command lists containers started by pyrunc with the given root.
+DESCRIPTION = """   Show every container whose state is kept under --root.
 """
 FLAGS = [
-    Flag("format, f", "str", "table", help="select one of: table or json"),
-    Flag("quiet, q", help="display only container IDs"),
+    Flag("format, f", "str", "table", help="table or json"),
+    Flag("quiet, q", help="print the container ids only"),
 ]
 
 

@@ -17,26 +17,26 @@ from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
 
 #: command name -> (module, one-line summary), in the order `--help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "create": ("create", "create a container"),
-    "delete": ("delete", "delete any resources held by the container often used with detached container"),
-    "features": ("features", "show the enabled features"),
-    "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"),
-    "list": ("list", "lists containers started by pyrunc with the given root"),
-    "run": ("run", "create and run a container"),
-    "spec": ("spec", "create a new specification file"),
-    "start": ("start", "executes the user defined process in a created container"),
-    "state": ("state", "output the state of a container"),
+    "create": ("create", "build a container from a bundle; its process waits for start"),
+    "delete": ("delete", "release everything a container holds (--force: even while it runs)"),
+    "features": ("features", "print what this runtime implements, as JSON"),
+    "kill": ("kill", "signal a container's first process (SIGTERM unless told otherwise)"),
+    "list": ("list", "show the containers kept under --root"),
+    "run": ("run", "create and start a container, and wait for it unless --detach"),
+    "spec": ("spec", "write a starting config.json"),
+    "start": ("start", "let a created container's process run"),
+    "state": ("state", "print a container's state as JSON"),
 }
 
 GLOBAL_FLAGS = [
-    Flag("debug", help="enable debug logging"),
-    Flag("log", "str", help="set the log file to write pyrunc logs to (default is '/dev/stderr')"),
-    Flag("log-format", "str", "text", help="set the log format ('text' (default), or 'json')"),
-    Flag("root", "str", help="root directory for storage of container state (this should be "
-         "located in tmpfs) (default: \"/run/pyrunc\")"),
-    Flag("systemd-cgroup", help="enable systemd cgroup support, expects cgroupsPath to be of form "
-         "\"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""),
-    Flag("rootless", "str", "auto", help="ignore cgroup permission errors ('true', 'false', or 'auto')"),
+    Flag("debug", help="log debug messages too (the init's steps, with timings)"),
+    Flag("log", "str", help="append log records to this file instead of stderr"),
+    Flag("log-format", "str", "text", help="format of log records: text or json"),
+    Flag("root", "str", help="directory holding container state; best on a tmpfs "
+         "(default: /run/pyrunc)"),
+    Flag("systemd-cgroup", help="use the systemd cgroup driver (not implemented yet)"),
+    Flag("rootless", "str", "auto", help="true, false or auto: with true, failing to set up "
+         "cgroups is only a warning"),
     Flag("criu", "str", hidden=True),
     Flag("help, h", help="show help"),
     Flag("version, v", help="print the version"),
@@ -71,11 +71,10 @@ def version_text() -> str:
 def main_help() -> str:
     commands = "\n".join(f"   {name:<10} {summary}" for name, (_, summary) in COMMANDS.items())
     return f"""NAME:
-   {NAME} - Open Container Initiative runtime, written in Python
+   {NAME} - an OCI container runtime written in Python, with runc's command line
 
-{NAME} is a command line client for running applications packaged according to the Open
-Container Initiative (OCI) format and is a compliant implementation of the Open Container
-Initiative specification, with the command line of runc.
+{NAME} turns an OCI bundle (config.json and a root filesystem) into a running Linux
+container: namespaces, cgroups, mounts, capabilities and hooks, step by step.
 
 USAGE:
    {NAME} [global options] command [command options] [arguments...]
@@ -86,7 +85,7 @@ spec: {OCI_VERSION}
 
 COMMANDS:
 {commands}
-   help, h    Shows a list of commands or help for one command
+   help, h    show this help, or one command's help
 
 GLOBAL OPTIONS:
 {format_flags(GLOBAL_FLAGS)}

@@ -22,14 +22,14 @@ from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
 USAGE = "[command options] <container-id> | <bundle-dir>"
-DESCRIPTION = """   The run command creates an instance of a container for a bundle and starts it.
-   `pyrunc run DIR` runs the bundle in DIR with an id made from the directory's name.
+DESCRIPTION = """   Create and start a container. In the foreground pyrunc passes signals on, waits for
+   the container, deletes it and exits with its status. `pyrunc run DIR` runs the bundle in
+   DIR with an id made from the directory's name.
 """
 FLAGS = [f for f in CREATE_FLAGS if f.key != "detach"] + [
-    Flag("detach, d", help="detach from the container's process"),
-    Flag("keep", help="do not delete the container after it exits"),
-    Flag("no-subreaper", help="disable the use of the subreaper used to reap reparented "
-         "processes"),
+    Flag("detach, d", help="return once the container runs instead of waiting for it"),
+    Flag("keep", help="keep the stopped container (for `state`, `delete` later)"),
+    Flag("no-subreaper", help="do not adopt the container's orphaned processes"),
 ]
 
 #: Signals a foreground run keeps for itself rather than forwarding.

@@ -10,13 +10,13 @@ from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
 USAGE = "[command options]"
-DESCRIPTION = """   The spec command creates a new specification file named "config.json" for the bundle.
+DESCRIPTION = """   Write a starting config.json (a shell on a terminal, in new namespaces) into a bundle.
    Edit it (process.args, mounts, namespaces ...) and put the container's root filesystem in
    the "rootfs" directory next to it; then `pyrunc run <bundle>`.
 """
 FLAGS = [
-    Flag("bundle, b", "str", help="path to the root of the bundle directory"),
-    Flag("rootless", help="generate a configuration for a rootless container"),
+    Flag("bundle, b", "str", help="bundle directory to write config.json into"),
+    Flag("rootless", help="for an unprivileged user: a user namespace mapping you to root"),
 ]
 
 

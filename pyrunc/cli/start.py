@@ -7,7 +7,8 @@ from typing import Any
 from pyrunc.cli.flags import container_id_arg
 
 USAGE = "<container-id>"
-DESCRIPTION = """   The start command executes the user defined process in a created container.
+DESCRIPTION = """   Let a created container's process run: it runs the startContainer hooks and executes
+   process.args. poststart hooks run before start returns.
 """
 FLAGS: list[Any] = []
 

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 from pyrunc.cli.flags import container_id_arg
 
 USAGE = "<container-id>"
-DESCRIPTION = """   The state command outputs current state information for the instance of a container.
+DESCRIPTION = """   Print the container's state (runtime-spec state plus rootfs, created, owner) as JSON.
+   The status comes from the kernel: a container whose process died is "stopped".
 """
 FLAGS: list[Any] = []
 
