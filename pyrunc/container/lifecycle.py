@@ -329,8 +329,13 @@ def destroy(state_dir: StateDir, state: ContainerState, *, run_poststop: bool = 
     from pyrunc.cgroups import load_manager
 
     if state.cgroup_paths:
+        manager = load_manager(state.cgroup_paths)
         try:
-            load_manager(state.cgroup_paths).destroy()
+            # Without a pid namespace of its own, processes the init started can outlive it;
+            # a cgroup with processes in it cannot be removed.
+            if manager.pids():
+                manager.kill_all(signal.SIGKILL)
+            manager.destroy()
         except OSError as exc:
             log.warning(f"remove cgroup of {state.id}: {exc}")
     state_dir.remove()

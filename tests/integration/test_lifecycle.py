@@ -231,3 +231,18 @@ def test_dead_unreaped_init_reads_as_stopped(runtime, bundle, tmp_path):
     assert runtime.state("z")["status"] == "stopped"
     runtime("delete", "z")
     os.waitpid(pid, 0)
+
+
+def test_delete_of_a_stopped_container_kills_processes_left_in_its_cgroup(runtime, bundle,
+                                                                          cgroup_path):
+    """Without a pid namespace, children outlive the init; delete must not leak them."""
+    b = bundle("sh", "-c", "sleep 100 & echo started",
+               edit=lambda c: c["linux"].__setitem__(
+                   "namespaces", [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]))
+    runtime("run", "-d", "-b", str(b), "orph")
+    assert wait_for_status(runtime, "orph", "stopped")["status"] == "stopped"
+    procs = Path(f"/sys/fs/cgroup/pids{cgroup_path}/cgroup.procs")
+    assert procs.read_text().split(), "the background sleep should still be in the cgroup"
+    runtime("delete", "orph")
+    reap_children()
+    assert not Path(f"/sys/fs/cgroup/pids{cgroup_path}").exists()
