@@ -35,12 +35,20 @@ class _Config:
 _config = _Config()
 
 
-def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
-    """Set where and how records are written (called once by the CLI from the global flags)."""
+def configure(path: str | None, fmt: str = "text", debug: bool = False,
+              stderr_is_a_person: bool = True) -> None:
+    """Set where and how records are written (called once by the CLI from the global flags).
+
+    Without a log file, records go to stderr. When stderr is not a terminal (conmon, the shim,
+    a script) it is often the *container's* stderr, and a successful command must print
+    nothing there: then only errors are written, unless --debug asks for everything.
+    """
     if fmt not in ("text", "json"):
         raise ValueError(f"invalid log format {fmt!r}: must be text or json")
     _config.fmt = fmt
     _config.level = _LEVELS["debug"] if debug else _LEVELS["info"]
+    if not path and not debug and not stderr_is_a_person:
+        _config.level = _LEVELS["error"]
     _config.path = path
     if path:
         _config.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_SYNC | os.O_CLOEXEC,

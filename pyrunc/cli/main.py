@@ -44,6 +44,9 @@ GLOBAL_FLAGS = [
 
 NAME = "pyrunc"
 
+#: runc commands pyrunc does not have yet: they fail with a clear message, not as unknown.
+NOT_IMPLEMENTED = ("exec", "pause", "resume", "ps", "events", "update", "checkpoint", "restore")
+
 
 class Context:
     """Global options, resolved once and handed to every command."""
@@ -113,6 +116,13 @@ def default_root() -> str:
     return f"/run/{NAME}"
 
 
+def _stderr_is_a_terminal() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
+
+
 def _fail(message: str) -> int:
     from pyrunc import log
 
@@ -131,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error(str(exc))
         return 1
     try:
-        log.configure(opts["log"] or None, opts["log_format"], opts["debug"])
+        log.configure(opts["log"] or None, opts["log_format"], opts["debug"],
+                      stderr_is_a_person=_stderr_is_a_terminal())
     except ValueError as exc:
         log.error(str(exc))
         return 1
@@ -151,9 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     name, args = rest[0], rest[1:]
+    if name in NOT_IMPLEMENTED:
+        # Fail clearly (and non-zero: podman probes `checkpoint --help` for support).
+        log.error(f"{name}: not implemented yet in pyrunc")
+        return 255 if name == "exec" else 1
     if name not in COMMANDS:
-        sys.stdout.write(main_help())
-        return _fail(f"No help topic for '{name}'")
+        # Nothing on stdout: callers read it as the command's output.
+        log.error(f"No help topic for '{name}'")
+        return 3
     if opts["criu"]:
         log.warning("--criu is ignored: pyrunc does not support checkpoint/restore")
 

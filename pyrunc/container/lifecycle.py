@@ -77,6 +77,10 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         # only chroots: a mount there would change (and leak into) the host.
         log.warning("no mount namespace in config.json: the process is only chrooted into "
                     "root.path; mounts are not made (they would change the host)")
+    from pyrunc.spec.load import not_applied
+
+    for pointer in not_applied(config):
+        log.warning(f"config.json: {pointer} is not implemented yet and is not applied")
     listen_fds = _listen_fds()
     for fd in range(3 + listen_fds, 3 + listen_fds + opts.preserve_fds):
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import needs_root
+from pyrunc_testing import needs_root
 
 pytestmark = [needs_root, pytest.mark.integration]
 
@@ -98,3 +98,31 @@ def test_state_of_a_real_container_imports_nothing_heavy(runtime, bundle):
     assert '"status": "created"' in result.stdout
     assert result.stdout.rstrip().endswith("HEAVY="), result.stdout
     runtime("delete", "hot")
+
+
+def test_seccomp_profile_is_refused_until_implemented(runtime, bundle, cgroup_path):
+    """Running without the filter a config asks for would silently weaken the container."""
+    profile = {"defaultAction": "SCMP_ACT_ERRNO",
+               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    b = bundle("true", edit=lambda c: c["linux"].__setitem__("seccomp", profile))
+    result = runtime("create", "-b", str(b), "sc", check=False)
+    assert result.returncode == 1
+    assert "/linux/seccomp" in result.stderr and "not implemented" in result.stderr
+    assert_nothing_left(runtime, cgroup_path, "sc")
+
+
+def test_unreadable_namespace_path_reports_the_real_errno(runtime, bundle):
+    b = bundle("true", edit=lambda c: c["linux"]["namespaces"].append(
+        {"type": "time", "path": "/proc/self/fd/999/none"}))
+    result = runtime("create", "-b", str(b), "nsp", check=False)
+    assert result.returncode == 1 and "/linux/namespaces/" in result.stderr
+    assert "ENOENT" in result.stderr or "ENOTDIR" in result.stderr
+
+
+def test_unimplemented_config_parts_are_reported_not_dropped(runtime, bundle, tmp_path):
+    log = tmp_path / "log.json"
+    b = bundle("true", edit=lambda c: c["linux"].__setitem__("personality",
+                                                             {"domain": "LINUX"}))
+    runtime("run", "-b", str(b), "na", global_args=("--log", str(log), "--log-format", "json"))
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(r["level"] == "warning" and "/linux/personality" in r["msg"] for r in records)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Runtime, needs_root, reap_children
+from pyrunc_testing import Runtime, needs_root, reap_children
 
 pytestmark = [needs_root, pytest.mark.integration]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import host_mounts_mentioning, make_bundle, needs_root
+from pyrunc_testing import host_mounts_mentioning, make_bundle, needs_root
 
 pytestmark = [needs_root, pytest.mark.integration]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import needs_root
+from pyrunc_testing import needs_root
 
 pytestmark = [needs_root, pytest.mark.integration]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import host_mounts_mentioning, needs_root
+from pyrunc_testing import host_mounts_mentioning, needs_root
 
 pytestmark = [needs_root, pytest.mark.integration]
 

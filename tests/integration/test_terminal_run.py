@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import needs_root, reap_children
+from pyrunc_testing import needs_root, reap_children
 
 pytestmark = [needs_root, pytest.mark.integration]
 

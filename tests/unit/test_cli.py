@@ -75,9 +75,30 @@ def test_usage_error_prints_incorrect_usage_on_stdout_and_exits_1():
     assert result.stderr.strip()
 
 
-def test_unknown_command_fails():
+def test_unknown_command_fails_without_writing_stdout():
     result = run("frobnicate")
-    assert result.returncode == 1
+    assert result.returncode == 3 and result.stdout == ""
+    assert "No help topic for 'frobnicate'" in result.stderr
+
+
+@pytest.mark.parametrize("command, code", [("exec", 255), ("pause", 1), ("checkpoint", 1)])
+def test_runc_commands_not_implemented_yet_fail_clearly(command, code):
+    # podman takes `checkpoint --help` exiting 0 as "checkpoint is supported"
+    result = run(command, "--help")
+    assert result.returncode == code and result.stdout == ""
+    assert "not implemented yet" in result.stderr
+
+
+def test_warnings_stay_off_a_non_terminal_stderr_without_a_log_file(tmp_path):
+    """conmon hands the runtime the container's stderr: a successful call prints nothing."""
+    config = {"ociVersion": "1.0.0", "process": {"args": ["true"], "cwd": "/"},
+              "root": {"path": "rootfs"}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    code = ("import sys\nfrom pyrunc import log\nfrom pyrunc.cli import main\n"
+            "log.configure(None, 'text', False, stderr_is_a_person=False)\n"
+            "log.warning('hidden')\nlog.error('shown')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stderr == "pyrunc: shown\n"
 
 
 def test_systemd_cgroup_is_a_clear_error_for_create(tmp_path):
