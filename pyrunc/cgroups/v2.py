@@ -46,8 +46,8 @@ class FsV2Manager(FsManagerBase):
         while parent != directory and os.path.exists(os.path.join(parent, "cgroup.controllers")):
             ancestors.append(parent)
             directory, parent = parent, os.path.dirname(parent)
-        for ancestor in reversed(ancestors):
-            _enable_controllers(ancestor)
+        for depth, ancestor in enumerate(reversed(ancestors)):
+            _enable_controllers(ancestor, is_root=depth == 0)
 
     # --- freezer ---------------------------------------------------------------------------------
 
@@ -101,26 +101,26 @@ def _events_frozen(directory: str) -> bool:
     return False
 
 
-def _enable_controllers(directory: str) -> None:
+def _enable_controllers(directory: str, *, is_root: bool = False) -> None:
     """Add every controller listed in cgroup.controllers to cgroup.subtree_control.
 
-    All at once first; if the kernel refuses (e.g. one controller cannot be enabled there), one by
-    one, keeping the ones it accepts.
+    Not in a cgroup that has processes of its own (the caller's, for a relative cgroupsPath):
+    the kernel's "no internal processes" rule refuses the domain controllers there, and
+    enabling only the threaded ones would turn it into a threaded domain and its new child
+    into an invalid one that no process can join. All or nothing, for the same reason.
+    (The root cgroup is exempt from that rule.)
     """
+    if not is_root and read(directory, "cgroup.procs").split():
+        return
     available = read(directory, "cgroup.controllers").split()
     enabled = set(read(directory, "cgroup.subtree_control").split())
     missing = [c for c in available if c not in enabled]
     if not missing:
         return
-    step = f"enable controllers in {directory}"
     try:
-        write(directory, "cgroup.subtree_control", " ".join("+" + c for c in missing), step)
-        return
-    except OSError:
-        pass
-    from pyrunc import log
-    for controller in missing:
-        try:
-            write(directory, "cgroup.subtree_control", "+" + controller, step)
-        except OSError as exc:
-            log.debug(f"cannot enable the {controller} controller: {exc}")
+        write(directory, "cgroup.subtree_control", " ".join("+" + c for c in missing),
+              f"enable controllers in {directory}")
+    except OSError as exc:
+        from pyrunc import log
+
+        log.debug(f"cannot enable controllers {' '.join(missing)} in {directory}: {exc}")

@@ -261,7 +261,8 @@ def v2_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FsV2Manager, l
     from pyrunc.cgroups import v2
 
     enabled: list[str] = []
-    monkeypatch.setattr(v2, "_enable_controllers", enabled.append)
+    monkeypatch.setattr(v2, "_enable_controllers",
+                        lambda directory, is_root=False: enabled.append(directory))
     top = os.path.join(HYBRID_UNIFIED, f"pyrunc-test-{uuid.uuid4().hex[:12]}")
     manager = v2.FsV2Manager(os.path.join(top, "c"))
     try:
