@@ -17,7 +17,8 @@ FLAGS = [
     Flag("bundle, b", "str", help="bundle directory (default: the current directory)"),
     Flag("console-socket", "str", help="AF_UNIX socket to send the pty master to when "
          "process.terminal is set"),
-    Flag("pidfd-socket", "str", hidden=True),
+    Flag("pidfd-socket", "str", help="AF_UNIX socket to send a pidfd of the container's "
+         "process to"),
     Flag("pid-file", "str", help="write the container process's pid to this file"),
     Flag("no-pivot", help="move the rootfs onto / and chroot instead of pivot_root (for roots "
          "on a ramdisk)"),
@@ -39,6 +40,7 @@ def create_options(opts: dict[str, Any]) -> Any:
         bundle=os.path.abspath(opts["bundle"] or "."),
         pid_file=os.path.abspath(opts["pid_file"]) if opts["pid_file"] else None,
         console_socket=os.path.abspath(opts["console_socket"]) if opts["console_socket"] else None,
+        pidfd_socket=os.path.abspath(opts["pidfd_socket"]) if opts["pidfd_socket"] else None,
         no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
         preserve_fds=opts["preserve_fds"])
 

@@ -48,7 +48,8 @@ def spec_state(state: ContainerState, status: str, pid: int | None = None) -> di
 class CreateOptions:
     def __init__(self, bundle: str, pid_file: str | None = None, console_socket: str | None = None,
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 console_fd: int | None = None, foreground: bool = False) -> None:
+                 console_fd: int | None = None, foreground: bool = False,
+                 pidfd_socket: str | None = None) -> None:
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -57,6 +58,7 @@ class CreateOptions:
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd      # an already connected console (foreground run)
         self.foreground = foreground      # stdio is the caller's own: never chown it
+        self.pidfd_socket = pidfd_socket  # where to send a pidfd of the init (runc >= 1.2)
 
 
 def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool = False) -> int:
@@ -146,6 +148,8 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
                 os.close(console_fd)
         state.creating = False
         state_dir.save(state)
+        if opts.pidfd_socket:
+            _send_pidfd(opts.pidfd_socket, pid)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         return pid
@@ -156,6 +160,15 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         raise
     finally:
         state_dir.unlock()
+
+
+def _send_pidfd(socket_path: str, pid: int) -> None:
+    """--pidfd-socket: hand the caller a pidfd of the init, framed like the console master."""
+    from pyrunc import terminal
+    from pyrunc.linux.syscalls import pidfd_open
+
+    sock_fd = terminal.connect_console_socket(socket_path)
+    terminal.send_console_master(sock_fd, pidfd_open(pid), "pidfd")
 
 
 def _listen_fds() -> int:

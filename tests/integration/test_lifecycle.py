@@ -246,3 +246,23 @@ def test_delete_of_a_stopped_container_kills_processes_left_in_its_cgroup(runtim
     runtime("delete", "orph")
     reap_children()
     assert not Path(f"/sys/fs/cgroup/pids{cgroup_path}").exists()
+
+
+def test_pidfd_socket_receives_a_pidfd_of_the_init(runtime, bundle, tmp_path):
+    import socket
+
+    path = str(tmp_path / "pidfd.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        runtime("create", "-b", str(bundle("sleep", "100")), "--pidfd-socket", path, "pfd")
+        conn, _ = listener.accept()
+        with conn:
+            msg, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+    pid = runtime.state("pfd")["pid"]
+    assert msg and len(fds) == 1
+    # A pidfd names its process in fdinfo.
+    fdinfo = Path(f"/proc/self/fdinfo/{fds[0]}").read_text()
+    os.close(fds[0])
+    assert f"Pid:\t{pid}" in fdinfo
+    runtime("delete", "pfd")
