@@ -69,7 +69,7 @@ DEFAULT_TIMEOUT = 600.0
 BEGIN = "@@pyrunc-vm-begin"
 END = "@@pyrunc-vm-exit"
 
-# The guest's PID 1. The job share holds `token` and `job.sh`; the host's root is /newroot.
+# The guest's PID 1. The job share holds `token`, `repo` and `job.sh`; the host's root is /newroot.
 INIT_SCRIPT = r"""#!/bin/busybox sh
 /bin/busybox mkdir -p /sbin /usr/bin /usr/sbin /proc /sys /dev /newroot /job /lower /rw
 /bin/busybox --install -s
@@ -97,6 +97,10 @@ mount -t tmpfs -o mode=1777 tmpfs $R/tmp || fail "mount /tmp"
 mount -t tmpfs -o mode=1777 tmpfs $R/var/tmp || fail "mount /var/tmp"
 mkdir -p $R/run/pyrunc-vm
 mount --bind /job $R/run/pyrunc-vm
+# The repository may live under one of the fresh tmpfs mounts (a CI clone in /tmp): bring the
+# host's copy back, read-only, at the same path.
+REPO=$(cat /job/repo)
+mkdir -p "$R$REPO" && mount --bind "/lower$REPO" "$R$REPO" || fail "bind the repository"
 CG=$R/sys/fs/cgroup
 for c in $(cat $CG/cgroup.controllers); do echo "+$c" > $CG/cgroup.subtree_control; done
 mkdir $CG/vm.scope && echo $$ > $CG/vm.scope/cgroup.procs
@@ -389,6 +393,7 @@ def _run_guest(command: str, *, repo: Path, timeout: float, memory_mb: int, cpus
     with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="job-") as job:
         job_dir = Path(job)
         (job_dir / "token").write_text(token + "\n")
+        (job_dir / "repo").write_text(str(Path(repo).resolve()) + "\n")
         (job_dir / "job.sh").write_text(f"cd {_quote(str(Path(repo).resolve()))} || exit 126\n"
                                         f"{command}\n")
         argv = qemu_command(kernel, initrd, job_dir, memory_mb=memory_mb, cpus=cpus)
