@@ -51,10 +51,23 @@ def configure(path: str | None, fmt: str = "text", debug: bool = False,
         _config.level = _LEVELS["error"]
     _config.path = path
     if path:
-        _config.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_SYNC | os.O_CLOEXEC,
-                             0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_SYNC | os.O_CLOEXEC, 0o644)
+        _config.fd = _out_of_the_way(fd)
     else:
         _config.fd = None
+
+
+def _out_of_the_way(fd: int) -> int:
+    """Move the log fd above the low numbers: fds 3, 4, ... may be ones the caller passes to the
+    container (--preserve-fds, LISTEN_FDS), and a missing one must not be "found" as our log."""
+    import fcntl
+
+    try:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 256)
+    except OSError:
+        return fd
+    os.close(fd)
+    return high
 
 
 def log_fd() -> int | None:

@@ -484,6 +484,11 @@ def _mount_tmpfs_copy_up(m: Mount, flags: int, data: str, dest: str) -> None:
     what = f"tmpfs on {m.destination}"
     staging = tempfile.mkdtemp(prefix="pyrunc-tmpcopyup-")
     try:
+        # MS_MOVE refuses a mount whose parent is shared (rootfsPropagation "rshared" on a host
+        # whose /tmp is shared), and a mount under a shared one would show up in its peers:
+        # stage on a private bind of the staging directory.
+        mount(staging, staging, None, MS_BIND, step=f"bind {staging} for {what}")
+        mount(None, staging, None, MS_PRIVATE, step=f"make {staging} private for {what}")
         mount(m.source or "tmpfs", staging, "tmpfs", flags, data or None, step=f"mount {what}")
         try:
             shutil.copytree(dest, staging, symlinks=True, dirs_exist_ok=True)
@@ -496,6 +501,8 @@ def _mount_tmpfs_copy_up(m: Mount, flags: int, data: str, dest: str) -> None:
     except shutil.Error as exc:
         raise KernelError(errno.EIO, f"copy {m.destination} into its tmpfs: {exc}") from None
     finally:
+        with contextlib.suppress(OSError):
+            umount2(staging, MNT_DETACH)   # the private bind
         with contextlib.suppress(OSError):
             os.rmdir(staging)
 

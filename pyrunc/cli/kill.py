@@ -20,7 +20,7 @@ def parse_signal(text: str) -> int:
     """9, KILL, SIGKILL, sigkill, RTMIN+3 -> signal number."""
     if text.isdigit():
         number = int(text)
-        if 0 < number < signal.NSIG:
+        if 0 <= number < signal.NSIG:   # 0: only check that the process exists
             return number
         raise ContainerError(f'unknown signal "{text}"')
     name = text.upper()

@@ -44,9 +44,9 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
         state_dir = StateDir(ctx.root, container_id)
         try:
             doc = runc_state(state_dir, state_dir.load())
-        except (ContainerNotFound, ValueError):
-            continue
-        doc["owner"] = _owner(state_dir.path)
+            doc["owner"] = _owner(state_dir.path)
+        except (ContainerNotFound, ValueError, FileNotFoundError):
+            continue   # deleted while we were listing
         entries.append(doc)
     if opts["quiet"]:
         sys.stdout.write("".join(e["id"] + "\n" for e in entries))

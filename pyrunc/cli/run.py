@@ -78,6 +78,10 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.spec.load import read_config
 
     options.foreground = True
+    # From now on a signal must reach the container, not kill pyrunc half-way and orphan it:
+    # held until the container's process exists, then passed on.
+    pending: list[int] = []
+    _handle_signals(lambda signum, _frame: pending.append(signum))
     terminal = bool((read_config(options.bundle).get("process") or {}).get("terminal"))
     console_ours = console_theirs = None
     if terminal and options.console_socket is None:
@@ -100,10 +104,10 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
             master = term.receive_console_master(console_ours, timeout=10)
             console_ours.close()
             proxy = term.TerminalProxy(master)
-        # Forward signals from before the program starts: one that arrives in between must
-        # reach the container, not kill pyrunc and orphan it.
         _forward_signals(pid, proxy)
         lifecycle.start(ctx.root, container_id)
+        for signum in pending:   # as runc does: signals that came early go to the program
+            os.kill(pid, signum)
         status = _wait_in_foreground(pid, proxy)
     except BaseException:
         _quiet_delete(ctx.root, container_id)
@@ -139,10 +143,15 @@ def _forward_signals(pid: int, proxy: Any) -> None:
         except ProcessLookupError:
             pass
 
+    _handle_signals(forward)
+
+
+def _handle_signals(handler: Any) -> None:
+    """Install `handler` for every signal a foreground run passes on (and SIGWINCH)."""
     for sig in signal.valid_signals():
         if sig not in _NOT_FORWARDED or sig == signal.SIGWINCH:
             try:
-                signal.signal(sig, forward)
+                signal.signal(sig, handler)
             except (OSError, ValueError):
                 pass
 

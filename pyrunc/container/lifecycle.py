@@ -21,6 +21,8 @@ from pyrunc.container.state import (
     StateDir,
     derive_status,
     init_alive,
+    init_has_execed,
+    process_exe,
     process_start_time,
     validate_id,
 )
@@ -84,12 +86,13 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
     for pointer in not_applied(config):
         log.warning(f"config.json: {pointer} is not implemented yet and is not applied")
     listen_fds = _listen_fds()
-    for fd in range(3 + listen_fds, 3 + listen_fds + opts.preserve_fds):
+    for fd in range(3, 3 + listen_fds + opts.preserve_fds):
         try:
             os.fstat(fd)
         except OSError:
-            raise ContainerError(f"unable to stat preserved-fd {fd - 3 - listen_fds} "
-                                 f"(#{fd})") from None
+            what = f"LISTEN_FDS fd #{fd}" if fd < 3 + listen_fds else \
+                f"preserved-fd {fd - 3 - listen_fds} (#{fd})"
+            raise ContainerError(f"unable to stat {what}") from None
 
     state_dir = StateDir(root, container_id)
     state_dir.reserve()
@@ -103,6 +106,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         from pyrunc.cgroups import cgroup_manager
 
         cgroups = cgroup_manager(config.linux.cgroups_path, container_id)
+        _refuse_occupied_cgroup(cgroups)   # before the state owns it: cleanup must not touch it
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
         if config.linux.resources:
@@ -129,6 +133,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
             state.cgroup_paths = cgroups.paths()   # now including the directories it created
             state.init_pid = pid
             state.init_start_time = process_start_time(pid) or 0
+            state.init_exe = process_exe(pid)
             state_dir.save(state)
 
         def runtime_hooks(pid: int) -> dict[str, Any]:
@@ -160,6 +165,17 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         raise
     finally:
         state_dir.unlock()
+
+
+def _refuse_occupied_cgroup(cgroups: Any) -> None:
+    """A cgroup that already holds processes belongs to someone else (another container, a
+    service): joining it would mix them up, and deleting this container would kill them."""
+    pids = cgroups.pids()
+    if pids:
+        raise ContainerError(f"container's cgroup is not empty: {len(pids)} process(es) found "
+                             f"(cgroupsPath is in use)")
+    if cgroups.is_frozen():
+        raise ContainerError("container's cgroup is frozen (cgroupsPath is in use)")
 
 
 def _send_pidfd(socket_path: str, pid: int) -> None:
@@ -231,6 +247,8 @@ def start(root: str, container_id: str) -> None:
     try:
         state = state_dir.load()
         status = derive_status(state_dir, state)
+        if status == "running" and os.path.exists(state_dir.fifo_path):
+            os.unlink(state_dir.fifo_path)   # left by an earlier `start` that died half-way
         if status != "created":
             raise ContainerError({
                 "stopped": "cannot start a container that has stopped",
@@ -255,6 +273,10 @@ def _release_init(state_dir: StateDir, state: ContainerState) -> None:
                     break
             if not init_alive(state):
                 raise ContainerError("cannot start a container that has stopped")
+            if init_has_execed(state):
+                # Released by an earlier `start` that died before removing the fifo.
+                os.unlink(state_dir.fifo_path)
+                raise ContainerError("cannot start an already running container")
     finally:
         os.close(fd)
     os.unlink(state_dir.fifo_path)

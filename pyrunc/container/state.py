@@ -56,11 +56,13 @@ class ContainerState:
     """
 
     FIELDS = ("id", "bundle", "rootfs", "oci_version", "created", "config", "init_pid",
-              "init_start_time", "cgroup_paths", "creating", "owner", "rootless", "no_new_keyring")
+              "init_start_time", "init_exe", "cgroup_paths", "creating", "owner", "rootless",
+              "no_new_keyring")
 
     def __init__(self, id: str, bundle: str, rootfs: str, oci_version: str, created: str,
                  config: dict[str, Any], init_pid: int = 0, init_start_time: int = 0,
-                 cgroup_paths: dict[str, str] | None = None, creating: bool = True,
+                 init_exe: str = "", cgroup_paths: dict[str, str] | None = None,
+                 creating: bool = True,
                  owner: str = "", rootless: bool = False, no_new_keyring: bool = False) -> None:
         self.id = id
         self.bundle = bundle
@@ -70,6 +72,7 @@ class ContainerState:
         self.config = config                    # the validated config.json as created
         self.init_pid = init_pid
         self.init_start_time = init_start_time  # /proc/<pid>/stat field 22, guards pid reuse
+        self.init_exe = init_exe                # the parked init's executable (the interpreter)
         self.cgroup_paths = cgroup_paths or {}
         self.creating = creating                # True until create has finished successfully
         self.owner = owner
@@ -220,9 +223,22 @@ def derive_status(state_dir: StateDir, state: ContainerState) -> str:
         return "stopped"
     if _frozen(state.cgroup_paths):
         return "paused"
-    if os.path.exists(state_dir.fifo_path):
+    if os.path.exists(state_dir.fifo_path) and not init_has_execed(state):
         return "created"
     return "running"
+
+
+def process_exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def init_has_execed(state: ContainerState) -> bool:
+    """True once the init runs the user's program: a fifo left behind by a `start` that died
+    after releasing the init must not make the container look `created` forever."""
+    return bool(state.init_exe) and process_exe(state.init_pid) not in ("", state.init_exe)
 
 
 def _frozen(cgroup_paths: dict[str, str]) -> bool:

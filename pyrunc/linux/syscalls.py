@@ -30,7 +30,17 @@ _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "setns": 268, "unshare": 97,
                 "keyctl": 219, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436},
 }
-_NR = _SYSCALL_NUMBERS.get(os.uname().machine, _SYSCALL_NUMBERS["x86_64"])
+_MACHINE = os.uname().machine
+
+
+class _SyscallNumbers(dict):  # type: ignore[type-arg]
+    """The table for this machine; an unknown architecture fails clearly at the first use."""
+
+    def __missing__(self, name: str) -> int:
+        raise KernelError(errno.ENOSYS, f"system call {name}: no number known for {_MACHINE}")
+
+
+_NR = _SyscallNumbers(_SYSCALL_NUMBERS.get(_MACHINE, {}))
 
 
 class KernelError(OSError):
@@ -189,6 +199,19 @@ def close_range(first: int, last: int, *, cloexec: bool = False) -> None:
     flags = CLOSE_RANGE_CLOEXEC if cloexec else 0
     res = _libc.syscall(_NR["close_range"], ctypes.c_uint(first), ctypes.c_uint(last),
                         ctypes.c_uint(flags))
+    if res < 0 and ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL):
+        # Kernels before 5.11: walk the open fds instead.
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if first <= fd <= last:
+                try:
+                    if cloexec:
+                        os.set_inheritable(fd, False)
+                    else:
+                        os.close(fd)
+                except OSError:
+                    pass
+        return
     _check(res, f"close file descriptors from {first}")
 
 

@@ -48,6 +48,7 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
     from pyrunc import namespaces
 
     try:
+        _default_signal_handlers()
         syscalls.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, step="set parent-death signal")
         chan.expect(sync.CGROUP_JOINED)
         process = spec.config.process
@@ -231,14 +232,19 @@ def _setup_terminal(spec: LaunchSpec, process: Process) -> None:
     terminal.become_terminal_owner(slave)
 
 
+def _rlimit_value(value: int) -> int:
+    """OCI writes "unlimited" as the kernel's RLIM_INFINITY, 2**64-1; Python spells it -1."""
+    return resource.RLIM_INFINITY if value >= 2**63 else value
+
+
 def _set_rlimits(process: Process) -> None:
     for rlimit in process.rlimits:
         number = getattr(resource, rlimit.type, None)
         if number is None:
             raise ValueError(f"unknown rlimit type {rlimit.type}")
         try:
-            resource.setrlimit(number, (rlimit.soft, rlimit.hard))
-        except (OSError, ValueError) as exc:
+            resource.setrlimit(number, (_rlimit_value(rlimit.soft), _rlimit_value(rlimit.hard)))
+        except (OSError, ValueError, OverflowError) as exc:
             err = getattr(exc, "errno", None) or 1
             raise syscalls.KernelError(err, f"setrlimit {rlimit.type} to soft={rlimit.soft} "
                                             f"hard={rlimit.hard}") from None
@@ -387,6 +393,18 @@ def _wait_for_start(state_dir_fd: int) -> None:
     os.write(fd, b"0")
     os.close(fd)
     os.close(state_dir_fd)
+
+
+def _default_signal_handlers() -> None:
+    """Drop the Python handlers inherited from the runtime (a foreground run's forwarding,
+    Python's own SIGINT → KeyboardInterrupt): a signal to the parked init must act on it, e.g.
+    SIGINT kill it with status 130, not be forwarded or turned into an exception."""
+    for sig in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(sig)):
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
 
 
 def _reset_signals() -> None:

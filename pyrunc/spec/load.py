@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any
 
-from pyrunc.spec.model import Config, Linux
+from pyrunc.spec.model import Config, Linux, Process
 
 
 class BundleError(ValueError):
@@ -62,6 +62,7 @@ def check_semantics(config: Config) -> None:
     if not config.process.args:
         raise _fail("/process/args", "must name at least one argument (the program to run)",
                     "config.md#process")
+    _check_process_values(config.process)
     if not os.path.isabs(config.process.cwd):
         raise _fail("/process/cwd", f"{config.process.cwd!r} must be an absolute path",
                     "config.md#process")
@@ -154,3 +155,27 @@ def not_applied(config: Config) -> list[str]:
     """JSON pointers of the config parts present that pyrunc does not implement yet."""
     return [f"/{section}/{key}" for section, key in NOT_APPLIED
             if (config.raw.get(section) or {}).get(key)]
+
+
+#: The kernel's uid_t is 32 bits but (uid_t)-1 means "unchanged" to setresuid(2): ids above
+#: this would silently leave the process as root.
+MAX_ID = 2**31 - 1
+
+
+def _check_process_values(process: Process) -> None:
+    """Values the schema allows but the kernel would misread or refuse."""
+    user = process.user
+    for pointer, value in [("/process/user/uid", user.uid), ("/process/user/gid", user.gid)] + [
+            (f"/process/user/additionalGids/{i}", g) for i, g in enumerate(user.additional_gids)]:
+        if not 0 <= value <= MAX_ID:
+            raise _fail(pointer, f"{value} is out of range 0-{MAX_ID}", "config.md#user")
+    for i, arg in enumerate(process.args):
+        if "\0" in arg:
+            raise _fail(f"/process/args/{i}", "contains a NUL byte", "config.md#process")
+    for i, item in enumerate(process.env):
+        if "\0" in item or "=" not in item or item.startswith("="):
+            raise _fail(f"/process/env/{i}", f"{item!r} is not of the form KEY=value",
+                        "config.md#process")
+    if process.user.umask is not None and not 0 <= process.user.umask <= 0o777:
+        raise _fail("/process/user/umask", f"{process.user.umask} is not a file mode (0-0777)",
+                    "config.md#user")

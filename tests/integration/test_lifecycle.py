@@ -266,3 +266,66 @@ def test_pidfd_socket_receives_a_pidfd_of_the_init(runtime, bundle, tmp_path):
     os.close(fds[0])
     assert f"Pid:\t{pid}" in fdinfo
     runtime("delete", "pfd")
+
+
+def test_create_refuses_a_cgroup_that_already_holds_processes(runtime, bundle, cgroup_path):
+    """Two containers with one cgroupsPath: the second must not join (and later kill) the first."""
+    runtime("run", "-d", "-b", str(bundle("sleep", "100")), "first")
+    second = runtime("create", "-b", str(bundle("sleep", "100")), "second", check=False)
+    assert second.returncode == 1 and "cgroup is not empty" in second.stderr
+    assert not (runtime.root / "second").exists()
+    assert runtime.state("first")["status"] == "running"
+    runtime("delete", "--force", "first")
+
+
+def _without_pid_namespace(config: dict) -> None:
+    # A pid namespace's init ignores signals it has no handler for; these tests need the
+    # default action, so the program is not pid 1 here.
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                     if n["type"] != "pid"]
+
+
+def test_signal_during_foreground_create_reaches_the_container(runtime, bundle):
+    """A SIGTERM while `run` is still creating must not kill pyrunc and orphan the container."""
+    def edit(config: dict) -> None:
+        _without_pid_namespace(config)
+        config.setdefault("hooks", {}).setdefault("createRuntime", []).append(
+            {"path": "/bin/sleep", "args": ["sleep", "1"]})
+    b = bundle("sleep", "100", edit=edit)
+    proc = subprocess.Popen(runtime.argv("run", "-b", str(b), "early"), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not (runtime.root / "early" / "state.json").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)      # inside the createRuntime hook
+    assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    assert not (runtime.root / "early").exists()
+
+
+def test_sigint_to_a_created_container_kills_it_by_that_signal(runtime, bundle, tmp_path):
+    """The parked init must not turn SIGINT into Python's KeyboardInterrupt (exit 127)."""
+    runtime("create", "-b", str(bundle("sleep", "100", edit=_without_pid_namespace)),
+            "--pid-file", str(tmp_path / "pid"), "int")
+    pid = int((tmp_path / "pid").read_text())
+    runtime("kill", "int", "INT")
+    _, status = os.waitpid(pid, 0)   # the test process is the subreaper: it gets the status
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT
+    runtime("delete", "int")
+
+
+def test_fifo_left_by_a_start_that_died_does_not_hang_the_next_one(runtime, bundle):
+    """A `start` killed between releasing the init and removing the fifo leaves the fifo."""
+    runtime("create", "-b", str(bundle("sleep", "100")), "stale")
+    fifo = runtime.root / "stale" / "exec.fifo"
+    fd = os.open(fifo, os.O_RDONLY)          # what `start` does, minus the clean-up
+    assert os.read(fd, 1) == b"0"
+    os.close(fd)
+    deadline = time.monotonic() + 10
+    while runtime.state("stale")["status"] != "running":
+        assert time.monotonic() < deadline, "the released program never showed as running"
+        time.sleep(0.02)
+    second = runtime("start", "stale", check=False, timeout=20)
+    assert second.returncode == 1 and "already running" in second.stderr
+    assert not fifo.exists()
+    runtime("delete", "--force", "stale")

@@ -370,3 +370,24 @@ def test_detached_non_root_program_can_reopen_its_own_stdout(runtime, bundle, tm
         time.sleep(0.02)
     runtime("delete", "p")
     assert out.read_text() == "via-dev-stdout\n"
+
+
+def test_unlimited_rlimit_is_applied_as_unlimited(runtime, bundle):
+    """podman writes --ulimit X=-1:-1 as 2**64-1, the kernel's RLIM_INFINITY."""
+    edit = set_process(rlimits=[{"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}])
+    assert run_in_container(runtime, bundle, "sh", "-c", "ulimit -c", edit=edit) == "unlimited\n"
+
+
+@pytest.mark.parametrize("field, value", [("uid", 2**32 - 1), ("gid", 2**31)])
+def test_ids_that_setresuid_would_misread_are_refused(runtime, bundle, field, value):
+    # (uid_t)-1 means "leave unchanged" to setresuid: the program would stay root.
+    b = bundle("id", edit=set_process(user={"uid": 0, "gid": 0, field: value}))
+    result = runtime("create", "-b", str(b), "ids", check=False)
+    assert result.returncode == 1 and f"/process/user/{field}" in result.stderr
+    assert not (runtime.root / "ids").exists()
+
+
+def test_a_missing_preserved_fd_is_not_confused_with_the_log_file(runtime, bundle, tmp_path):
+    result = runtime("run", "--preserve-fds", "1", "-b", str(bundle("true")), "pf", check=False,
+                     global_args=("--log", str(tmp_path / "log")))
+    assert result.returncode == 1 and "unable to stat preserved-fd" in result.stderr

@@ -27,6 +27,7 @@ from pyrunc.linux.consts import (
     CLONE_NEWUSER,
     MS_PRIVATE,
     MS_REC,
+    MS_SHARED,
 )
 from pyrunc.linux.syscalls import KernelError, mount, unshare
 from pyrunc.rootfs import (
@@ -421,6 +422,28 @@ def test_tmpfs_takes_the_mode_of_the_directory_it_covers_and_tmpcopyup_keeps_con
                 "fstype": _mountinfo_lines()[srv]["fstype"]}
 
     assert _run_in_child(inside) == {"mode": 0o711, "a": "kept", "fstype": "tmpfs"}
+
+
+def test_tmpcopyup_works_when_propagation_is_shared(bundle: str, rootfs: str) -> None:
+    """MS_MOVE refuses a mount under a shared parent: the staging tmpfs sits on a private bind."""
+    os.makedirs(os.path.join(rootfs, "srv"), exist_ok=True)
+    with open(os.path.join(rootfs, "srv", "a"), "w") as f:
+        f.write("kept")
+    config = make_config(bundle, rootfsPropagation="rshared", mounts=[
+        {"destination": "/srv", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]},
+    ])
+
+    def inside() -> str:
+        # As on a systemd host: the temporary directory is a shared mount of its own (all in
+        # the child's private mount namespace).
+        shared_tmp = tempfile.mkdtemp()
+        mount("tmpfs", shared_tmp, "tmpfs")
+        mount(None, shared_tmp, None, MS_SHARED)
+        tempfile.tempdir = shared_tmp
+        prepare_rootfs(config)
+        return _read(os.path.join(config.root_path, "srv", "a"))
+
+    assert _run_in_child(inside) == "kept"
 
 
 # --- user and cgroup namespaces ------------------------------------------------------------------------

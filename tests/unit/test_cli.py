@@ -107,12 +107,12 @@ def test_systemd_cgroup_is_a_clear_error_for_create(tmp_path):
 
 
 @pytest.mark.parametrize("text, number", [("9", 9), ("KILL", 9), ("SIGKILL", 9), ("sigterm", 15),
-                                          ("USR1", 10), ("RTMIN+1", 35)])
+                                          ("USR1", 10), ("RTMIN+1", 35), ("0", 0)])
 def test_parse_signal(text, number):
     assert parse_signal(text) == number
 
 
-@pytest.mark.parametrize("text", ["NOPE", "0", "999", "SIG"])
+@pytest.mark.parametrize("text", ["NOPE", "-1", "999", "SIG"])
 def test_parse_signal_rejects_unknown(text):
     with pytest.raises(ContainerError, match="unknown signal"):
         parse_signal(text)
