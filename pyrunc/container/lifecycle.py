@@ -109,6 +109,16 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         _refuse_occupied_cgroup(cgroups)   # before the state owns it: cleanup must not touch it
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
+        try:
+            cgroups.create()
+        except PermissionError as exc:
+            if not rootless:
+                raise
+            log.warning(f"rootless: not creating a cgroup: {exc}")
+        # Saved again now that it includes the parent directories create() made: a `delete
+        # --force` after this create is killed must remove exactly those.
+        state.cgroup_paths = cgroups.paths()
+        state_dir.save(state)
         if config.linux.resources:
             cgroups.apply_resources(config.linux.resources)
         state_dir_fd = _make_exec_fifo(state_dir, config)
@@ -130,7 +140,6 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         launch = Launch(spec, cgroups)
 
         def record_init(pid: int) -> None:
-            state.cgroup_paths = cgroups.paths()   # now including the directories it created
             state.init_pid = pid
             state.init_start_time = process_start_time(pid) or 0
             state.init_exe = process_exe(pid)

@@ -83,10 +83,9 @@ class Launch:
 
         from pyrunc import log
 
-        log.debug("runtime: create cgroup and move the intermediate into it",
+        log.debug("runtime: move the intermediate into the container's cgroup",
                   pid=self.intermediate_pid)
         try:
-            self.cgroups.create()
             self.cgroups.add_process(self.intermediate_pid)
         except PermissionError as exc:
             # --rootless: an unprivileged user may not own a cgroup; run without one.
