@@ -19,7 +19,7 @@ FLAGS: list[Any] = []
 
 
 def features() -> dict[str, Any]:
-    from pyrunc import OCI_VERSION, __version__, capabilities, mountopts
+    from pyrunc import OCI_VERSION, __version__, capabilities, mountopts, seccomp
     from pyrunc.cgroups import is_v2_host
     from pyrunc.namespaces import CLONE_FLAGS
     from pyrunc.spec.model import HOOK_PHASES
@@ -35,7 +35,7 @@ def features() -> dict[str, Any]:
             "capabilities": capabilities.known_names(),
             "cgroup": {"v1": not v2, "v2": v2, "systemd": False, "systemdUser": False,
                        "rdma": False},
-            "seccomp": {"enabled": False},
+            "seccomp": seccomp.features(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import (
@@ -136,6 +136,10 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
 
         step = steps.enter("set up process")
         _set_rlimits(process)
+        seccomp_filter = _build_seccomp_filter(config)
+        if seccomp_filter is not None and not process.no_new_privileges:
+            # Loading a filter without no_new_privs needs CAP_SYS_ADMIN: before caps are dropped.
+            seccomp_filter.load()
         if process.no_new_privileges:
             syscalls.prctl(PR_SET_NO_NEW_PRIVS, 1, step="set no_new_privs")
         _become_user(process, fix_stdio=spec.fix_stdio_owner and not process.terminal)
@@ -158,6 +162,8 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
             hook_state["status"] = "created"
             hooks.run_hooks("startContainer", config.hooks["startContainer"], hook_state)
         _reset_signals()
+        if seccomp_filter is not None and process.no_new_privileges:
+            seccomp_filter.load()   # as late as possible: the filter then covers only the program
         os.execve(executable, list(process.args), env)
     except BaseException as exc:  # noqa: BLE001
         from pyrunc import log
@@ -200,6 +206,10 @@ def preload_modules(config: Config) -> None:
         hooks.preload()
     if config.process is not None and config.process.terminal:
         from pyrunc import terminal  # noqa: F401
+    if config.raw.get("linux", {}).get("seccomp"):
+        from pyrunc import seccomp
+
+        seccomp.preload()   # dlopen libseccomp while the host's libraries are reachable
 
 
 def _setup_in_namespaces(spec: LaunchSpec) -> None:
@@ -235,6 +245,16 @@ def _setup_terminal(spec: LaunchSpec, process: Process) -> None:
 def _rlimit_value(value: int) -> int:
     """OCI writes "unlimited" as the kernel's RLIM_INFINITY, 2**64-1; Python spells it -1."""
     return resource.RLIM_INFINITY if value >= 2**63 else value
+
+
+def _build_seccomp_filter(config: Config) -> Any:
+    """Build (not load) linux.seccomp with libseccomp, so a bad profile fails create."""
+    profile = config.raw.get("linux", {}).get("seccomp")
+    if not profile:
+        return None
+    from pyrunc import seccomp
+
+    return seccomp.build_filter(profile)
 
 
 def _set_rlimits(process: Process) -> None:

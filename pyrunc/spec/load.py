@@ -102,13 +102,15 @@ def check_semantics(config: Config) -> None:
         problem = sysctl_problem(key, linux)
         if problem:
             raise _fail(f"/linux/sysctl/{key}", problem, "config-linux.md#sysctl")
-    seccomp = config.raw.get("linux", {}).get("seccomp")
-    if seccomp:
-        # Like a runc built without libseccomp: running without the filter the config asks
-        # for would silently weaken the container.
-        raise _fail("/linux/seccomp", "seccomp filters are not implemented yet; remove the "
-                    "profile to run without one (podman: --security-opt seccomp=unconfined)",
-                    "config-linux.md#seccomp")
+    seccomp_profile = config.raw.get("linux", {}).get("seccomp")
+    if seccomp_profile:
+        from pyrunc import seccomp
+
+        try:
+            seccomp.check_profile(seccomp_profile)
+        except ValueError as exc:
+            pointer, _, message = str(exc).partition(": ")
+            raise _fail(pointer, message, "config-linux.md#seccomp") from None
     for i, mount in enumerate(config.mounts):
         if not os.path.isabs(mount.destination):
             raise _fail(f"/mounts/{i}/destination", f"{mount.destination!r} must be absolute",

@@ -100,17 +100,6 @@ def test_state_of_a_real_container_imports_nothing_heavy(runtime, bundle):
     runtime("delete", "hot")
 
 
-def test_seccomp_profile_is_refused_until_implemented(runtime, bundle, cgroup_path):
-    """Running without the filter a config asks for would silently weaken the container."""
-    profile = {"defaultAction": "SCMP_ACT_ERRNO",
-               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
-    b = bundle("true", edit=lambda c: c["linux"].__setitem__("seccomp", profile))
-    result = runtime("create", "-b", str(b), "sc", check=False)
-    assert result.returncode == 1
-    assert "/linux/seccomp" in result.stderr and "not implemented" in result.stderr
-    assert_nothing_left(runtime, cgroup_path, "sc")
-
-
 def test_unreadable_namespace_path_reports_the_real_errno(runtime, bundle):
     b = bundle("true", edit=lambda c: c["linux"]["namespaces"].append(
         {"type": "time", "path": "/proc/self/fd/999/none"}))

@@ -63,7 +63,8 @@ def test_features_reports_what_is_implemented():
     assert doc["ociVersionMin"] == "1.0.0" and doc["ociVersionMax"] == "1.3.0"
     assert set(doc["linux"]["namespaces"]) == {"pid", "network", "mount", "ipc", "uts", "user",
                                               "cgroup", "time"}
-    assert doc["linux"]["seccomp"]["enabled"] is False
+    assert doc["linux"]["seccomp"]["enabled"] is True
+    assert "SCMP_ACT_ERRNO" in doc["linux"]["seccomp"]["actions"]
     assert "rro" in doc["mountOptions"]
     assert "CAP_SYS_ADMIN" in doc["linux"]["capabilities"]
 
