@@ -199,8 +199,8 @@ def close_range(first: int, last: int, *, cloexec: bool = False) -> None:
     flags = CLOSE_RANGE_CLOEXEC if cloexec else 0
     res = _libc.syscall(_NR["close_range"], ctypes.c_uint(first), ctypes.c_uint(last),
                         ctypes.c_uint(flags))
-    if res < 0 and ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL):
-        # Kernels before 5.11: walk the open fds instead.
+    if res < 0 and ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+        # Kernels before 5.11 (or a seccomp filter that denies it): walk the open fds instead.
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
             if first <= fd <= last:

@@ -136,6 +136,9 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
 
         step = steps.enter("set up process")
         _set_rlimits(process)
+        # Before a seccomp filter can be loaded: profiles written before close_range(2)
+        # existed deny it.
+        _close_inherited_fds(3 + spec.listen_fds + spec.preserve_fds)
         seccomp_filter = _build_seccomp_filter(config)
         if seccomp_filter is not None and not process.no_new_privileges:
             # Loading a filter without no_new_privs needs CAP_SYS_ADMIN: before caps are dropped.
@@ -146,7 +149,6 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         _chdir(process.cwd)
         env = build_env(process, spec)
         executable = find_executable(process.args[0], env)
-        _close_inherited_fds(3 + spec.listen_fds + spec.preserve_fds)
         steps.enter("wait for start")
         chan.send(sync.READY)
         chan.close()

@@ -141,3 +141,14 @@ def test_deny_by_default_with_an_allow_list(runtime, bundle, no_new_privileges):
     assert "Seccomp:\t2" in result.stdout
     assert "rc=1" in result.stdout
     assert "Operation not permitted" in result.stderr + result.stdout
+
+
+def test_a_profile_that_denies_close_range_still_starts(runtime, bundle):
+    """Profiles older than close_range(2) deny it; without no_new_privs the filter is loaded
+    before the init's own last steps, which must not depend on it."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]}
+    result = run(runtime, bundle, "echo", "started",
+                 edit=with_seccomp(profile, noNewPrivileges=False))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "started\n"
