@@ -86,3 +86,13 @@ def reap_children() -> None:
 def host_mounts_mentioning(text: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line for line in f if text in line]
+
+
+def status_fields(text: str) -> dict[str, str]:
+    """/proc/<pid>/status as a mapping of field name to value."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key] = value.strip()
+    return fields

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc_testing import needs_root
+from pyrunc_testing import needs_root, status_fields
 
 pytestmark = [needs_root, pytest.mark.integration]
 
@@ -38,15 +38,6 @@ def run_in_container(runtime, bundle, *args: str, edit=None, cid: str = "p",
     assert not (runtime.root / cid).exists()
     return result.stdout
 
-
-def status_fields(text: str) -> dict[str, str]:
-    """/proc/<pid>/status as a mapping of field name to value."""
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields[key] = value.strip()
-    return fields
 
 
 def set_process(**values):

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pyrunc_testing import needs_root
+from pyrunc_testing import needs_root, status_fields
 
 _CHILD = Path(__file__).resolve().parents[2] / "pyrunc" / "process" / "child.py"
 if not re.search(r"pyrunc\.seccomp|from pyrunc import [^\n]*\bseccomp\b|seccomp\.load_filter",
@@ -38,15 +38,6 @@ def with_seccomp(profile: dict, **process: object):
         config["root"]["readonly"] = False
         config["process"].update(process)
     return edit
-
-
-def status_fields(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            out[key] = value.strip()
-    return out
 
 
 def run(runtime, bundle, *args: str, edit, cid: str = "sc"):
