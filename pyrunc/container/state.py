@@ -56,13 +56,13 @@ class ContainerState:
     """
 
     FIELDS = ("id", "bundle", "rootfs", "oci_version", "created", "config", "init_pid",
-              "init_start_time", "init_exe", "cgroup_paths", "creating", "owner", "rootless",
-              "no_new_keyring")
+              "init_start_time", "init_exe", "cgroup_paths", "creating", "creator_pid",
+              "creator_start_time", "owner", "rootless", "no_new_keyring")
 
     def __init__(self, id: str, bundle: str, rootfs: str, oci_version: str, created: str,
                  config: dict[str, Any], init_pid: int = 0, init_start_time: int = 0,
                  init_exe: str = "", cgroup_paths: dict[str, str] | None = None,
-                 creating: bool = True,
+                 creating: bool = True, creator_pid: int = 0, creator_start_time: int = 0,
                  owner: str = "", rootless: bool = False, no_new_keyring: bool = False) -> None:
         self.id = id
         self.bundle = bundle
@@ -75,6 +75,8 @@ class ContainerState:
         self.init_exe = init_exe                # the parked init's executable (the interpreter)
         self.cgroup_paths = cgroup_paths or {}
         self.creating = creating                # True until create has finished successfully
+        self.creator_pid = creator_pid          # the `pyrunc create` that is building it
+        self.creator_start_time = creator_start_time
         self.owner = owner
         self.rootless = rootless
         self.no_new_keyring = no_new_keyring
@@ -218,7 +220,17 @@ def init_alive(state: ContainerState) -> bool:
 
 
 def derive_status(state_dir: StateDir, state: ContainerState) -> str:
-    """created / running / paused / stopped, as the kernel sees the container now."""
+    """creating / created / running / paused / stopped, as the kernel sees the container now.
+
+    While its `create` still runs a container is `creating`, whatever its init is doing (it may
+    not even exist yet); a create that died half-way leaves a `stopped` container for
+    `delete --force`.
+    """
+    if state.creating:
+        if state.creator_pid > 0 and \
+                process_start_time(state.creator_pid) == state.creator_start_time:
+            return "creating"
+        return "stopped"
     if not init_alive(state):
         return "stopped"
     if _frozen(state.cgroup_paths):
