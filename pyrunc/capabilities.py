@@ -176,6 +176,9 @@ def apply_bounding(caps: Capabilities | None) -> None:
     dropped: set[str] = set()
     keep = _supported(caps.bounding, dropped)
     _warn_dropped(dropped, "unknown or unsupported bounding")
+    # A capability the host's own bounding set lacks cannot be granted to anyone here; the
+    # runtime-spec asks for a warning naming it (CAP_SYS_RESOURCE on some hosts).
+    _warn_dropped(names(keep & ~bounding_set()), "bounding (not in the host's bounding set)")
     for cap in range(last_cap() + 1):
         if not keep >> cap & 1:
             syscalls.prctl(PR_CAPBSET_DROP, cap, step=f"drop {name_of(cap)} from the bounding set")
