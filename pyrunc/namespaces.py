@@ -108,13 +108,14 @@ def write_id_maps(pid: int, linux: Linux) -> None:
             raise syscalls.KernelError(exc.errno or 0, f"write {path}", path) from None
 
 
-def write_time_offsets(linux: Linux) -> None:
-    """After unshare(CLONE_NEWTIME) and before the first child: set the clock offsets."""
+def write_time_offsets(pid: int, linux: Linux) -> None:
+    """From the parent, after `pid` unshared CLONE_NEWTIME and before its first child: set the
+    clock offsets of the time namespace its children will be in."""
     lines = "".join(f"{clock} {secs} {nsecs}\n"
                     for clock, (secs, nsecs) in sorted(linux.time_offsets.items()))
     if not lines:
         return
-    path = "/proc/self/timens_offsets"
+    path = f"/proc/{pid}/timens_offsets"
     try:
         with open(path, "w") as f:
             f.write(lines)

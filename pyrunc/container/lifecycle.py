@@ -99,7 +99,8 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
     state = ContainerState(id=container_id, bundle=opts.bundle, rootfs=config.root_path,
                            oci_version=config.oci_version, created=utc_now_rfc3339(),
                            config=config.raw, rootless=rootless,
-                           no_new_keyring=opts.no_new_keyring)
+                           no_new_keyring=opts.no_new_keyring, creator_pid=os.getpid(),
+                           creator_start_time=process_start_time(os.getpid()) or 0)
     launch = None
     try:
         state_dir.lock()
@@ -121,7 +122,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         state_dir.save(state)
         if config.linux.resources:
             cgroups.apply_resources(config.linux.resources)
-        state_dir_fd = _make_exec_fifo(state_dir, config)
+        fifo_fd = _make_exec_fifo(state_dir, config)
 
         from pyrunc.process.launch import Launch
         from pyrunc.process.launchspec import LaunchSpec
@@ -132,7 +133,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
 
             console_fd = terminal.connect_console_socket(opts.console_socket)
         spec = LaunchSpec(container_id=container_id, config=config, bundle=opts.bundle,
-                          state_dir_fd=state_dir_fd, console_fd=console_fd, no_pivot=opts.no_pivot,
+                          fifo_fd=fifo_fd, console_fd=console_fd, no_pivot=opts.no_pivot,
                           no_new_keyring=opts.no_new_keyring, listen_fds=listen_fds,
                           preserve_fds=opts.preserve_fds,
                           close_in_child=[fd for fd in (state_dir.lock_fd,) if fd is not None],
@@ -157,7 +158,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         try:
             pid = launch.run(record_init, runtime_hooks)
         finally:
-            os.close(state_dir_fd)
+            os.close(fifo_fd)
             if opts.console_socket is not None and console_fd is not None:
                 os.close(console_fd)
         state.creating = False
@@ -207,11 +208,11 @@ def _listen_fds() -> int:
 
 
 def _make_exec_fifo(state_dir: StateDir, config: Config) -> int:
-    """Create the fifo `start` opens; return an O_PATH fd of its directory for the init.
+    """Create the fifo `start` opens; return an O_PATH fd of the fifo itself for the init.
 
     The fifo is writable by the container's root (mode 0622, owned by its host uid). The init
-    reaches it through the directory fd (openat), which works after pivot_root or chroot and
-    without /proc in the container.
+    reopens the O_PATH fd for writing through its own procfs handle, which works after
+    pivot_root or chroot. An fd of the fifo, unlike one of its directory, leads nowhere else.
     """
     path = state_dir.fifo_path
     os.mkfifo(path, 0o622)
@@ -219,7 +220,7 @@ def _make_exec_fifo(state_dir: StateDir, config: Config) -> int:
     root_uid = _host_id(config.linux.uid_mappings, 0)
     root_gid = _host_id(config.linux.gid_mappings, 0)
     os.chown(path, root_uid, root_gid)
-    return os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def _host_id(mappings: tuple[IDMapping, ...], container_id: int) -> int:
@@ -263,11 +264,32 @@ def start(root: str, container_id: str) -> None:
                 "stopped": "cannot start a container that has stopped",
                 "running": "cannot start an already running container",
                 "paused": "cannot start a container in the paused state",
+                "creating": "cannot start a container in the creating state",
             }[status])
         _release_init(state_dir, state)
-        run_warning_hooks("poststart", state, "running")
+        _run_poststart_hooks(state_dir, state)
     finally:
         state_dir.unlock()
+
+
+def _run_poststart_hooks(state_dir: StateDir, state: ContainerState) -> None:
+    """runtime-spec 1.3.0, lifecycle step 9: a failing poststart hook is an error; the runtime
+    stops the container and continues at the destroy step (poststop hooks included)."""
+    hooks = (state.config.get("hooks") or {}).get("poststart") or []
+    if not hooks:
+        return
+    from pyrunc import hooks as hooks_mod
+    from pyrunc.spec.model import Hook
+
+    try:
+        hooks_mod.run_hooks("poststart", [Hook.from_json(h) for h in hooks],
+                            spec_state(state, "running"))
+    except hooks_mod.HookError as exc:
+        try:
+            _kill_and_wait(state)
+        finally:
+            destroy(state_dir, state)
+        raise ContainerError(f"{exc}: the container was stopped and destroyed") from None
 
 
 def _release_init(state_dir: StateDir, state: ContainerState) -> None:
@@ -392,7 +414,7 @@ def destroy(state_dir: StateDir, state: ContainerState, *, run_poststop: bool = 
 
 
 def run_warning_hooks(phase: str, state: ContainerState, status: str) -> None:
-    """poststart and poststop: the spec says a failure warns and the remaining hooks still run."""
+    """poststop: the spec says a failure warns and the remaining hooks still run."""
     hooks = (state.config.get("hooks") or {}).get(phase) or []
     if not hooks:
         return

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import (
     CLONE_NEWUSER,
+    PR_SET_DUMPABLE,
     PR_SET_KEEPCAPS,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
@@ -40,6 +41,32 @@ def _report_and_exit(chan: sync.SyncChannel, exc: BaseException, where: str) -> 
     os._exit(1)
 
 
+class _NoImportsInTheContainer:
+    """A meta-path finder that refuses every import (see `forbid_imports`)."""
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        raise ImportError(f"pyrunc: refusing to import {name!r} inside the container: every "
+                          "module the container's processes run must be loaded before they "
+                          "enter it")
+
+
+def forbid_imports() -> None:
+    """Make any further import fail, before this process joins or builds the container.
+
+    Once the process is in another mount namespace, or after pivot_root, `import x` would search
+    sys.path inside the *container's* files, and run what an image planted there with the
+    runtime's privileges. Everything the children need is imported beforehand
+    (`preload_modules`); a module forgotten there fails loudly instead of loading from the image.
+    """
+    import sys
+
+    sys.path[:] = []
+    sys.path_hooks[:] = []
+    sys.path_importer_cache.clear()
+    sys.meta_path[:] = [_NoImportsInTheContainer()]
+
+
 # --- the intermediate process ------------------------------------------------------------------
 
 def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
@@ -48,6 +75,11 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
     from pyrunc import namespaces
 
     try:
+        # Before anything of the container can see this process: no container process may open
+        # /proc/<pid>/{exe,fd,mem,root} of ours (the interpreter, host fds) until execve.
+        syscalls.prctl(PR_SET_DUMPABLE, 0, step="make the container process non-dumpable")
+        forbid_imports()
+        _close_fds_except(_fds_to_keep(chan, spec, ns_fds))
         _default_signal_handlers()
         syscalls.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, step="set parent-death signal")
         chan.expect(sync.CGROUP_JOINED)
@@ -57,11 +89,17 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
             _write_oom_score_adj(process.oom_score_adj)
 
         linux = spec.config.linux
-        namespaces.join_namespaces(ns_fds, only={"user"})
         if linux.creates("user"):
+            # Namespaces given by path belong to the host's (or another) user namespace: join
+            # them while we still hold the host's capabilities, then create ours.
+            namespaces.join_namespaces(ns_fds)
             syscalls.unshare(CLONE_NEWUSER, step="create user namespace")
             chan.send(sync.IDMAP_REQUEST)
             chan.expect(sync.IDMAP_DONE)
+        else:
+            # A user namespace joined by path comes first: it grants the capabilities over the
+            # namespaces it owns that joining those needs.
+            namespaces.join_namespaces(ns_fds, only={"user"})
         if linux.namespace("user") is not None:
             # Become root of the user namespace so the rest of the setup is privileged in it.
             os.setresgid(0, 0, 0)
@@ -71,8 +109,12 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
         if flags:
             syscalls.unshare(flags, step="create namespaces " + ",".join(
                 t for t in namespaces.CLONE_FLAGS if linux.creates(t) and t != "user"))
-        if linux.creates("time"):
-            namespaces.write_time_offsets(linux)
+        if linux.creates("time") and linux.time_offsets:
+            # Written by the runtime: it holds CAP_SYS_TIME over the new time namespace even
+            # when that belongs to a new user namespace, where this process's /proc/self files
+            # are no longer its own (it is non-dumpable).
+            chan.send(sync.TIMENS_REQUEST)
+            chan.expect(sync.TIMENS_DONE)
 
         pid = os.fork()
         if pid == 0:
@@ -105,6 +147,10 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         process = config.process
         assert process is not None
         os.setsid()
+        step = steps.enter("open procfs")
+        from pyrunc.linux import procfs
+
+        procfs_fd = procfs.open_procfs()
         step = steps.enter("set up namespaces")
         _setup_in_namespaces(spec)
 
@@ -157,15 +203,18 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
 
     # From here on the runtime has gone: errors can only be logged.
     try:
-        _wait_for_start(spec.state_dir_fd)
+        _wait_for_start(spec.fifo_fd, procfs_fd)
+        os.close(procfs_fd)
+        if seccomp_filter is not None and process.no_new_privileges:
+            # As runc does: after the wait, before the startContainer hooks, which the filter
+            # then covers along with the program.
+            seccomp_filter.load()
         if config.hooks["startContainer"]:
             from pyrunc import hooks
 
             hook_state["status"] = "created"
             hooks.run_hooks("startContainer", config.hooks["startContainer"], hook_state)
         _reset_signals()
-        if seccomp_filter is not None and process.no_new_privileges:
-            seccomp_filter.load()   # as late as possible: the filter then covers only the program
         os.execve(executable, list(process.args), env)
     except BaseException as exc:  # noqa: BLE001
         from pyrunc import log
@@ -197,9 +246,12 @@ def preload_modules(config: Config) -> None:
     After pivot_root the host's files are gone, and even before it the init may have become a
     mapped user that cannot read the Python installation (say, under a 0700 /root).
     """
+    import errno  # noqa: F401 - used by _give_stdio_to
     import stat  # noqa: F401 - used by _check_executable
+    import time  # noqa: F401 - used by _Steps
 
-    from pyrunc import capabilities, errors, log, rootfs  # noqa: F401
+    from pyrunc import capabilities, errors, log, namespaces, rootfs  # noqa: F401
+    from pyrunc.linux import procfs  # noqa: F401
 
     capabilities.last_cap()  # reads /proc/sys/kernel/cap_last_cap while the host's /proc is there
     if any(config.hooks[phase] for phase in ("createContainer", "startContainer")):
@@ -329,11 +381,25 @@ def _become_user(process: Process, *, fix_stdio: bool) -> None:
 
 
 def _chdir(cwd: str) -> None:
+    """chdir to process.cwd, then check that we really are inside the container's root.
+
+    A cwd such as /proc/self/fd/N follows a magic link: had any host directory fd still been
+    open, it would land outside the root (the CVE-2024-21626 class). The kernel then reports
+    the directory as unreachable: getcwd(2) fails or returns a path that does not start at "/".
+    """
+    step = f"chdir to cwd ({cwd!r}) set in config.json"
     try:
         os.chdir(cwd)
     except OSError as exc:
-        raise syscalls.KernelError(exc.errno or 0, f"chdir to cwd ({cwd!r}) set in config.json",
-                                   cwd) from None
+        raise syscalls.KernelError(exc.errno or 0, step, cwd) from None
+    try:
+        where = os.getcwd()
+    except OSError as exc:
+        raise syscalls.KernelError(exc.errno or 0, f"{step}: the directory is outside the "
+                                   "container's root", cwd) from None
+    if not where.startswith("/"):
+        raise syscalls.KernelError(2, f"{step}: the directory is outside the container's root",
+                                   cwd)
 
 
 def build_env(process: Process, spec: LaunchSpec) -> dict[str, str]:
@@ -342,7 +408,8 @@ def build_env(process: Process, spec: LaunchSpec) -> dict[str, str]:
     for item in process.env:
         key, _, value = item.partition("=")
         env[key] = value
-    if "HOME" not in env:
+    if not env.get("HOME"):
+        # Unset or empty: runc fills it in from the container's /etc/passwd either way.
         env["HOME"] = _home_of(process.user.uid)
     if spec.listen_fds:
         env["LISTEN_FDS"] = str(spec.listen_fds)
@@ -369,7 +436,10 @@ def find_executable(name: str, env: dict[str, str]) -> str:
     Done before `create` returns, so "not found" is a create-time error (podman maps it to 127).
     """
     if "/" in name:
-        _check_executable(name, name)
+        try:
+            _check_executable(name, name)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"exec {name}: no such file or directory") from None
         return name
     for directory in env.get("PATH", "").split(":"):
         candidate = os.path.join(directory or ".", name)
@@ -390,7 +460,9 @@ def _check_executable(path: str, name: str) -> None:
         raise FileNotFoundError(f'exec: "{name}": stat {path}: no such file or directory') from None
     if stat.S_ISDIR(st.st_mode):
         raise PermissionError(f'exec: "{name}": is a directory: permission denied')
-    if not os.access(path, os.X_OK):
+    # With the effective ids and capabilities, as execve will check: a user holding
+    # CAP_DAC_OVERRIDE may run a binary whose x bits are not its own (faccessat2 AT_EACCESS).
+    if not os.access(path, os.X_OK, effective_ids=os.access in os.supports_effective_ids):
         raise PermissionError(f'exec: "{name}": permission denied')
 
 
@@ -407,14 +479,47 @@ def _close_inherited_fds(first: int) -> None:
             pass
 
 
-def _wait_for_start(state_dir_fd: int) -> None:
-    """Block until `pyrunc start` opens the exec fifo for reading, then tell it we are going."""
-    from pyrunc.container.state import EXEC_FIFO
+def _wait_for_start(fifo_fd: int, procfs_fd: int) -> None:
+    """Block until `pyrunc start` opens the exec fifo for reading, then tell it we are going.
 
-    fd = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
+    The init holds only an O_PATH fd of the fifo itself — not of the state directory, which a
+    cwd of /proc/self/fd/N or `..` could climb out of — and opens it for writing through procfs.
+    """
+    from pyrunc.linux import procfs
+
+    fd = procfs.reopen(procfs_fd, fifo_fd, os.O_WRONLY)
     os.write(fd, b"0")
     os.close(fd)
-    os.close(state_dir_fd)
+    os.close(fifo_fd)
+
+
+def _fds_to_keep(chan: sync.SyncChannel, spec: LaunchSpec,
+                 ns_fds: list[tuple[str, int]]) -> set[int]:
+    """The fds the container's processes legitimately hold until execve; all others go."""
+    from pyrunc import log
+
+    keep = {0, 1, 2, chan.fileno(), spec.fifo_fd, *(fd for _, fd in ns_fds)}
+    keep.update(range(3, 3 + spec.listen_fds + spec.preserve_fds))
+    if spec.console_fd is not None:
+        keep.add(spec.console_fd)
+    log_fd = log.log_fd()
+    if log_fd is not None:
+        keep.add(log_fd)
+    keep.update(spec.keep_fds)
+    return keep
+
+
+def _close_fds_except(keep: set[int]) -> None:
+    """Close every fd not in `keep`, before this process touches any path of the container.
+
+    Close, not close-on-exec: an fd that is merely marked can still be reached through
+    /proc/self/fd/N until execve (the CVE-2024-21626 class).
+    """
+    first = 0
+    for fd in sorted(keep | {0xFFFFFFFF + 1}):
+        if fd > first:
+            syscalls.close_range(first, min(fd - 1, 0xFFFFFFFF))
+        first = fd + 1
 
 
 def _default_signal_handlers() -> None:

@@ -105,6 +105,9 @@ class Launch:
             if kind == sync.IDMAP_REQUEST:
                 namespaces.write_id_maps(self.intermediate_pid, self.spec.config.linux)
                 chan.send(sync.IDMAP_DONE)
+            elif kind == sync.TIMENS_REQUEST:
+                namespaces.write_time_offsets(self.intermediate_pid, self.spec.config.linux)
+                chan.send(sync.TIMENS_DONE)
             elif kind == sync.INIT_PID:
                 self.init_pid = int(msg["pid"])
                 _reap(self.intermediate_pid)

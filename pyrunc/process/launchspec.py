@@ -8,15 +8,15 @@ from pyrunc.spec.model import Config
 class LaunchSpec:
     """Everything the intermediate and init processes need, fixed before the first fork."""
 
-    def __init__(self, container_id: str, config: Config, bundle: str, *, state_dir_fd: int = -1,
+    def __init__(self, container_id: str, config: Config, bundle: str, *, fifo_fd: int = -1,
                  console_fd: int | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, listen_fds: int = 0, preserve_fds: int = 0,
                  close_in_child: list[int] | None = None, rootless: bool = False,
-                 fix_stdio_owner: bool = True) -> None:
+                 fix_stdio_owner: bool = True, keep_fds: list[int] | None = None) -> None:
         self.container_id = container_id
         self.config = config
         self.bundle = bundle
-        self.state_dir_fd = state_dir_fd      # O_PATH fd of <root>/<id>: the init opens exec.fifo in it
+        self.fifo_fd = fifo_fd                # O_PATH fd of <root>/<id>/exec.fifo, reopened by the init
         self.console_fd = console_fd          # connected console socket (process.terminal)
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
@@ -27,3 +27,5 @@ class LaunchSpec:
         # chown the inherited stdio to the process user; off for a foreground run, whose
         # stdio is the person's own terminal
         self.fix_stdio_owner = fix_stdio_owner
+        # other fds the children need until execve; every fd not named here is closed in them
+        self.keep_fds = keep_fds or []

@@ -17,6 +17,8 @@ from typing import Any
 CGROUP_JOINED = "cgroup-joined"      # runtime -> intermediate: you are in the container's cgroup
 IDMAP_REQUEST = "idmap-request"      # intermediate -> runtime: write my uid_map/gid_map
 IDMAP_DONE = "idmap-done"            # runtime -> intermediate
+TIMENS_REQUEST = "timens-request"    # intermediate -> runtime: write my timens_offsets
+TIMENS_DONE = "timens-done"          # runtime -> intermediate
 INIT_PID = "init-pid"                # intermediate -> runtime: the init's host pid
 RUN_HOOKS = "run-hooks"              # init -> runtime: mounts done, run prestart/createRuntime
 HOOKS_DONE = "hooks-done"            # runtime -> init: carries the state for createContainer

@@ -236,26 +236,32 @@ def test_hook_that_cannot_be_executed_fails_create(runtime, bundle):
     assert not (runtime.root / "nh").exists()
 
 
-def test_failing_poststart_hook_only_warns_and_the_container_runs(runtime, bundle, tmp_path,
-                                                                  hook_env):
+def test_failing_poststart_hook_stops_and_destroys_the_container(runtime, bundle, tmp_path,
+                                                                  hook_env, cgroup_path):
+    """runtime-spec 1.3.0 lifecycle step 9: the runtime MUST generate an error, stop the
+    container and continue at the destroy step; the later poststart hooks do not run, the
+    poststop hooks do."""
     script, logs = hook_env
 
     def edit(config: dict) -> None:
         config["hooks"] = {"poststart": [
             {"path": "/bin/sh", "args": ["sh", "-c", "echo poststart-broke >&2; exit 4"]},
             hook(str(script), "poststart", str(logs)),
-        ]}
+        ], "poststop": [hook(str(script), "poststop", str(logs))]}
 
-    log_file = tmp_path / "pyrunc.log"
     runtime("create", "-b", str(bundle("sleep", "100", edit=edit)), "ps")
-    result = runtime("start", "ps", global_args=("--log", str(log_file)))
-    assert result.returncode == 0 and result.stdout == ""
-    assert runtime.state("ps")["status"] == "running"
-    log_text = log_file.read_text()
-    assert "poststart hook /bin/sh failed" in log_text and "warn" in log_text
-    # The spec: the remaining hooks of the phase still run.
-    assert Recorded(logs / "poststart").state["status"] == "running"
-    runtime("delete", "--force", "ps")
+    pid = runtime.state("ps")["pid"]
+    result = runtime("start", "ps", check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "poststart" in lines[0] and "/bin/sh" in lines[0], result.stderr
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
+                    open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z")
+    assert not (runtime.root / "ps").exists()
+    assert not (logs / "poststart").exists()
+    assert Recorded(logs / "poststop").state["status"] == "stopped"
+    assert not any(os.path.exists(f"/sys/fs/cgroup/{h}{cgroup_path}")
+                   for h in os.listdir("/sys/fs/cgroup"))
 
 
 def test_failing_poststop_hook_only_warns_and_delete_succeeds(runtime, bundle, tmp_path,

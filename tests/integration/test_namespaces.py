@@ -490,3 +490,32 @@ def test_created_container_init_is_pid_1_in_its_namespace_seen_from_the_host(run
     assert os.readlink(f"/proc/{pid}/ns/pid") != host_ns("pid")
     runtime("delete", "--force", "nspid")
 
+
+
+def test_time_offsets_with_a_mapped_user_namespace_shift_the_clock(runtime, shared_bundle):
+    """runc writes timens_offsets from the parent; a process that became root of a new user
+    namespace cannot write its own (its /proc/self files are no longer its own)."""
+    def edit(config: dict[str, Any]) -> None:
+        _add_time_offsets(config)
+        add_user_namespace(USER_MAP)(config)
+    b = shared_bundle("sh", "-c", "cat /proc/uptime /proc/self/uid_map", edit=edit)
+    before = host_uptime()
+    out = runtime("run", "-b", str(b), "clockuser").stdout
+    uptime, uid_map = out.splitlines()
+    assert float(uptime.split()[0]) >= before + 86400 - 1
+    assert uid_map.split() == ["0", "100000", "65536"]
+
+
+def test_joining_a_host_owned_network_namespace_while_creating_a_user_namespace(
+        runtime, shared_bundle, helpers):
+    """The namespaces given by path are joined before the new user namespace exists: after it,
+    the process has no capabilities over namespaces the host's user namespace owns."""
+    helper = helpers(CLONE_NEWNET)
+    joined = {"type": "network", "path": helper.ns_path("network")}
+    b = shared_bundle("sh", "-c", SHOW_NAMESPACES + "; cat /proc/self/uid_map",
+                      edit=set_namespaces("pid", "mount", "ipc", "uts", "user", joined))
+    out = runtime("run", "-b", str(b), "netuser").stdout
+    seen = parse_namespaces(out)
+    assert seen["net"] == helper.ns("network")
+    assert seen["user"] != host_ns("user")
+    assert out.splitlines()[-1].split() == ["0", "100000", "65536"]

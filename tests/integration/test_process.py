@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -95,6 +96,24 @@ def test_parked_init_holds_each_configured_set_separately(runtime, bundle):
     assert int(fields["CapEff"], 16) == mask_of(CAP_CHOWN)
     assert int(fields["CapInh"], 16) == mask_of(CAP_NET_RAW)
     assert int(fields["CapAmb"], 16) == mask_of(CAP_NET_RAW)
+
+
+def _host_bounding_lacks(bit: int) -> bool:
+    fields = status_fields(Path("/proc/self/status").read_text())
+    return not int(fields["CapBnd"], 16) & (1 << bit)
+
+
+@pytest.mark.parametrize("sets", [("bounding",), ("bounding", "effective", "permitted")])
+def test_a_capability_the_host_cannot_grant_is_named_in_a_warning(runtime, bundle, tmp_path,
+                                                                  sets):
+    """runtime-spec config.md: a value that cannot be granted MUST be logged as a warning."""
+    if not _host_bounding_lacks(CAP_SYS_RESOURCE):
+        pytest.skip("this host's bounding set has CAP_SYS_RESOURCE")
+    edit = set_process(capabilities={s: ["CAP_SYS_RESOURCE", "CAP_CHOWN"] for s in sets})
+    log_file = tmp_path / "pyrunc.log"
+    run_in_container(runtime, bundle, "true", edit=edit, global_args=("--log", str(log_file)))
+    warnings = [line for line in log_file.read_text().splitlines() if "warn" in line]
+    assert any("CAP_SYS_RESOURCE" in line for line in warnings), log_file.read_text()
 
 
 def test_ambient_capabilities_reach_a_non_root_program(runtime, bundle):
@@ -218,6 +237,13 @@ def test_home_set_in_the_config_is_kept(runtime, bundle):
         ["HOME=/srv", "PATH=/bin"]
 
 
+def test_empty_home_in_the_config_is_replaced_like_runc_does(runtime, bundle):
+    # runc fills in HOME when it is unset *or* empty.
+    edit = set_process(env=["PATH=/bin", "HOME="])
+    assert sorted(run_in_container(runtime, bundle, "env", edit=edit).splitlines()) == \
+        ["HOME=/root", "PATH=/bin"]
+
+
 def test_cwd_is_the_programs_working_directory(runtime, bundle):
     assert run_in_container(runtime, bundle, "pwd", edit=set_process(cwd="/etc")) == "/etc\n"
 
@@ -321,7 +347,8 @@ def test_missing_executable_fails_create_and_leaves_nothing(runtime, bundle, cgr
 def test_missing_absolute_executable_fails_create_with_no_such_file(runtime, bundle):
     result = runtime("create", "-b", str(bundle("/bin/nope")), "nf", check=False)
     assert result.returncode == 1
-    assert "no such file or directory" in result.stderr
+    # runc 1.5's wording, which podman and the shim match on.
+    assert "exec /bin/nope: no such file or directory" in result.stderr
     assert not (runtime.root / "nf").exists()
 
 
@@ -330,6 +357,32 @@ def test_a_directory_as_executable_fails_create_with_permission_denied(runtime, 
     assert result.returncode == 1
     assert "permission denied" in result.stderr
     assert not (runtime.root / "nd").exists()
+
+
+def test_a_user_with_cap_dac_override_runs_a_binary_whose_x_bits_are_not_its_own(
+        runtime, bundle, tmp_path):
+    """execve lets CAP_DAC_OVERRIDE stand in for a missing x bit (as long as one x bit is set);
+    the create-time check must decide as execve will, with the process's capabilities."""
+    caps = ["CAP_DAC_OVERRIDE"]
+
+    def edit(config: dict) -> None:
+        config["root"]["readonly"] = False
+        config["process"]["user"] = {"uid": 1000, "gid": 1000}
+        config["process"]["capabilities"] = {s: caps for s in ("bounding", "effective",
+                                                                "permitted", "inheritable",
+                                                                "ambient")}
+
+    b = bundle("/opt/private/echo", "ran", edit=edit)
+    target = b / "rootfs/opt/private/echo"
+    target.parent.mkdir(parents=True)
+    target.write_bytes((b / "rootfs/bin/busybox").read_bytes())
+    target.chmod(0o700)   # owner root; uid 1000 only gets in through CAP_DAC_OVERRIDE
+    assert runtime("run", "-b", str(b), "dac").stdout == "ran\n"
+    if shutil.which("runc"):
+        runc = subprocess.run(["runc", "--root", str(tmp_path / "runc"), "run", "-b", str(b),
+                               "dac-runc"], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+        assert runc.stdout == "ran\n", runc.stderr
 
 
 def test_args0_is_resolved_against_the_containers_path(runtime, bundle):
