@@ -19,6 +19,7 @@ from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
 COMMANDS: dict[str, tuple[str, str]] = {
     "create": ("create", "build a container from a bundle; its process waits for start"),
     "delete": ("delete", "release everything a container holds (--force: even while it runs)"),
+    "exec": ("exec", "run another process in a container"),
     "features": ("features", "print what this runtime implements, as JSON"),
     "kill": ("kill", "signal a container's first process (SIGTERM unless told otherwise)"),
     "list": ("list", "show the containers kept under --root"),
@@ -45,7 +46,7 @@ GLOBAL_FLAGS = [
 NAME = "pyrunc"
 
 #: runc commands pyrunc does not have yet: they fail with a clear message, not as unknown.
-NOT_IMPLEMENTED = ("exec", "pause", "resume", "ps", "events", "update", "checkpoint", "restore")
+NOT_IMPLEMENTED = ("pause", "resume", "ps", "events", "update", "checkpoint", "restore")
 
 
 class Context:
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if name in NOT_IMPLEMENTED:
         # Fail clearly (and non-zero: podman probes `checkpoint --help` for support).
         log.error(f"{name}: not implemented yet in pyrunc")
-        return 255 if name == "exec" else 1
+        return 1
     if name not in COMMANDS:
         # Nothing on stdout: callers read it as the command's output.
         log.error(f"No help topic for '{name}'")
@@ -191,11 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     if cmd_opts.pop("help"):
         sys.stdout.write(command_help(name, module))
         return 0
+    error_status: int = getattr(module, "ERROR_STATUS", 1)
     try:
         return int(module.run(ctx, cmd_opts, cmd_args))
     except UsageError as exc:
         sys.stdout.write("Incorrect Usage.\n\n" + command_help(name, module))
-        return _fail(str(exc))
+        _fail(str(exc))
+        return error_status
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # every failure becomes one clear line, never a traceback
@@ -205,4 +208,5 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             log.debug(traceback.format_exc())
-        return _fail(describe(exc, name))
+        _fail(describe(exc, name))
+        return error_status

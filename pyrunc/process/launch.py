@@ -93,14 +93,23 @@ class Launch:
                 raise
             log.warning(f"rootless: not joining a cgroup: {exc}")
         chan.send(sync.CGROUP_JOINED)
+        # The intermediate's INIT_PID and the init's own messages share the channel, so the
+        # init may speak first; what it says waits until we know its pid.
+        deferred: list[dict[str, Any]] = []
         while True:
-            try:
-                msg = chan.recv()
-            except sync.ChannelClosed:
-                raise LaunchError(self._death_reason()) from None
+            if deferred and self.init_pid:
+                msg = deferred.pop(0)
+            else:
+                try:
+                    msg = chan.recv()
+                except sync.ChannelClosed:
+                    raise LaunchError(self._death_reason()) from None
             kind = msg["type"]
             if kind == sync.ERROR:
                 raise LaunchError(msg["message"])
+            if kind in (sync.RUN_HOOKS, sync.READY) and not self.init_pid:
+                deferred.append(msg)
+                continue
             log.debug(f"runtime: got {kind}")
             if kind == sync.IDMAP_REQUEST:
                 namespaces.write_id_maps(self.intermediate_pid, self.spec.config.linux)

@@ -8,7 +8,9 @@ died (it then exits instead of waiting forever).
 
 from __future__ import annotations
 
+import array
 import json
+import os
 import select
 import socket
 from typing import Any
@@ -26,6 +28,13 @@ READY = "ready"                      # init -> runtime: parked, waiting for `sta
 ERROR = "error"                      # child -> runtime: {"message": "..."}
 
 
+_SO_SNDBUFFORCE = 32
+_SEND_BUFFER = 4 << 20
+
+#: The most fds one message may carry (the console master, a pidfd, a seccomp listener, ...).
+_MAX_FDS = 16
+
+
 class ChannelClosed(Exception):
     """The other side went away without a word."""
 
@@ -37,23 +46,60 @@ class SyncChannel:
     @staticmethod
     def pair() -> tuple[SyncChannel, SyncChannel]:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for sock in (a, b):
+            # One datagram must fit the send buffer: room for a large hook state (annotations).
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, _SEND_BUFFER)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         return SyncChannel(a), SyncChannel(b)
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, kind: str, **data: Any) -> None:
-        self.sock.send(json.dumps({"type": kind, **data}).encode())
+    def send(self, kind: str, fds: list[int] | None = None, **data: Any) -> None:
+        """One message; `fds` travel beside it as SCM_RIGHTS (the peer gets its own copies)."""
+        payload = json.dumps({"type": kind, **data}).encode()
+        if fds:
+            self.sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                           array.array("i", fds).tobytes())])
+        else:
+            self.sock.send(payload)
 
     def recv(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next message; passed fds are in its "fds" list (close them when done)."""
         if timeout is not None:
             ready, _, _ = select.select([self.sock], [], [], timeout)
             if not ready:
                 raise TimeoutError("timed out waiting for the container process")
-        data = self.sock.recv(1 << 16)
+        # A datagram is read whole or not at all: peek at its real size first (MSG_TRUNC makes
+        # the kernel report it even when it exceeds the buffer), so no message is ever cut.
+        length = self._peek_length()
+        data, ancdata, _, _ = self.sock.recvmsg(length + 1, socket.CMSG_SPACE(_MAX_FDS * 4))
         if not data:
             raise ChannelClosed()
-        return json.loads(data)  # type: ignore[no-any-return]
+        msg: dict[str, Any] = json.loads(data)
+        fds: list[int] = []
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+        if fds:
+            msg["fds"] = fds
+        return msg
+
+    def _peek_length(self) -> int:
+        """The size of the datagram waiting to be read (0 at EOF)."""
+        import ctypes
+
+        from pyrunc.linux.syscalls import _libc
+
+        buf = ctypes.create_string_buffer(1)
+        n = _libc.recv(self.sock.fileno(), buf, ctypes.c_size_t(1),
+                       ctypes.c_int(socket.MSG_PEEK | socket.MSG_TRUNC))
+        if n < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return int(n)
 
     def expect(self, kind: str) -> dict[str, Any]:
         """Receive one message that must be `kind` (an ERROR from the peer becomes an exception)."""

@@ -1,0 +1,223 @@
+"""`exec`: a new process in a running (or created) container.
+
+    runtime (pyrunc exec)
+      └─ joiner      in the container's cgroup; setns(pidfd) into every namespace of the
+           │         container's init that differs from ours, then forks and exits
+           └─ process  a child is needed: the pid and time namespaces only apply to children.
+                       Gets process.json's attributes (attrs.py, the same code as the init's),
+                       reports ready and execve()s at once.
+
+Joining by pidfd (Linux 5.8) names the init itself, not a pid that may have been reused, and
+joins all namespaces in one call, in the order the kernel needs (the user namespace first).
+Both children are non-dumpable and refuse imports from their first instruction, and close every
+fd that is not stdio, preserved or theirs: a container process must not reach the runtime's
+interpreter or the host's files through them (the CVE-2019-5736 class).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, NoReturn
+
+from pyrunc.linux import syscalls
+from pyrunc.linux.consts import PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG
+from pyrunc.process import attrs, sync
+from pyrunc.spec.model import Config, Process
+
+
+class ExecSpec:
+    """What the joiner and the process need, fixed before the first fork."""
+
+    def __init__(self, config: Config, process: Process, init_pidfd: int, ns_flags: int, *,
+                 console_fd: int | None = None, preserve_fds: int = 0) -> None:
+        self.config = config
+        self.process = process
+        self.init_pidfd = init_pidfd
+        self.ns_flags = ns_flags
+        self.console_fd = console_fd
+        self.preserve_fds = preserve_fds
+
+
+def namespaces_to_join(init_pid: int, config: Config) -> int:
+    """CLONE_NEW* flags of the container's namespaces that are not already ours.
+
+    setns(2) refuses to "join" the user namespace a process is already in, and a container that
+    shares a namespace with the host has nothing to join there.
+    """
+    from pyrunc.namespaces import CLONE_FLAGS, PROC_NS_NAMES
+
+    flags = 0
+    for ns in config.linux.namespaces:
+        name = PROC_NS_NAMES[ns.type]
+        try:
+            theirs = os.stat(f"/proc/{init_pid}/ns/{name}")
+        except OSError as exc:
+            raise syscalls.KernelError(exc.errno or 0, f"read {ns.type} namespace of the "
+                                       f"container's init {init_pid}") from None
+        ours = os.stat(f"/proc/self/ns/{name}")
+        if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
+            flags |= CLONE_FLAGS[ns.type]
+    return flags
+
+
+def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
+    """The first child: enter the container's namespaces, fork the process, exit."""
+    try:
+        syscalls.prctl(PR_SET_DUMPABLE, 0, step="make the exec process non-dumpable")
+        attrs.forbid_imports()
+        keep = {0, 1, 2, chan.fileno(), spec.init_pidfd, *range(3, 3 + spec.preserve_fds)}
+        if spec.console_fd is not None:
+            keep.add(spec.console_fd)
+        from pyrunc import log
+
+        if log.log_fd() is not None:
+            keep.add(log.log_fd())  # type: ignore[arg-type]
+        attrs.close_fds_except(keep)
+        attrs.default_signal_handlers()
+        syscalls.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, step="set parent-death signal")
+        chan.expect(sync.CGROUP_JOINED)
+        if spec.ns_flags:
+            syscalls.setns(spec.init_pidfd, spec.ns_flags,
+                           step="join the container's namespaces (setns pidfd)")
+        os.close(spec.init_pidfd)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                run_process(chan, spec)
+            finally:
+                os._exit(1)
+        chan.send(sync.INIT_PID, pid=pid)
+        os._exit(0)
+    except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
+        _report_and_exit(chan, exc, "join the container")
+
+
+def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
+    """The exec'd process: the process.json attributes, then execve."""
+    step = "set up the exec process"
+    process, config = spec.process, spec.config
+    try:
+        if process.terminal:
+            step = "set up terminal"
+            os.setsid()
+            _setup_terminal(spec)
+        step = "set up process"
+        attrs.set_rlimits(process)
+        attrs.close_inherited_fds(3 + spec.preserve_fds)
+        seccomp_filter = attrs.build_seccomp_filter(config)
+        if seccomp_filter is not None and not process.no_new_privileges:
+            seccomp_filter.load()
+        if process.no_new_privileges:
+            syscalls.prctl(PR_SET_NO_NEW_PRIVS, 1, step="set no_new_privs")
+        attrs.become_user(process, fix_stdio=False)
+        attrs.enter_cwd(process.cwd)
+        env = attrs.build_env(process)
+        executable = attrs.find_executable(process.args[0], env)
+        chan.send(sync.READY)
+        chan.close()
+        if seccomp_filter is not None and process.no_new_privileges:
+            seccomp_filter.load()
+        attrs.reset_signals_for_exec()
+        os.execve(executable, list(process.args), env)
+    except BaseException as exc:  # noqa: BLE001
+        _report_and_exit(chan, exc, step)
+
+
+def _setup_terminal(spec: ExecSpec) -> None:
+    """A pty from the container's own devpts; its master goes to whoever listens."""
+    from pyrunc import terminal
+
+    if spec.console_fd is None:
+        raise RuntimeError("process.terminal is set but there is no console socket")
+    process = spec.process
+    master, slave, slave_path = terminal.create_container_pty(process.console_size)
+    terminal.chown_terminal(slave, process.user.uid)
+    terminal.send_console_master(spec.console_fd, master, slave_path)
+    os.close(spec.console_fd)
+    terminal.become_terminal_owner(slave)
+
+
+def _report_and_exit(chan: sync.SyncChannel, exc: BaseException, where: str) -> NoReturn:
+    try:
+        from pyrunc.errors import describe
+
+        chan.send(sync.ERROR, message=describe(exc, where))
+    except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+        pass
+    os._exit(1)
+
+
+def preload_modules(config: Config, process: Process) -> None:
+    """Everything the children import, loaded before they refuse imports."""
+    from pyrunc import errors, log  # noqa: F401
+    from pyrunc.process import child
+
+    child.preload_modules(config)
+    if process.terminal:
+        from pyrunc import terminal  # noqa: F401
+
+
+def launch(spec: ExecSpec, cgroups: Any) -> int:
+    """Fork the joiner, put it in the container's cgroup, return the process's host pid once it
+    is about to execve. The caller owns nothing afterwards: the process is the caller's child
+    (we are a subreaper) or, once we exit, the child of the caller's subreaper."""
+    from pyrunc.linux.consts import PR_SET_CHILD_SUBREAPER
+
+    preload_modules(spec.config, spec.process)
+    syscalls.prctl(PR_SET_CHILD_SUBREAPER, 1, step="become child subreaper")
+    parent_chan, child_chan = sync.SyncChannel.pair()
+    joiner = os.fork()
+    if joiner == 0:
+        try:
+            parent_chan.close()
+            run_joiner(child_chan, spec)
+        finally:
+            os._exit(1)
+    child_chan.close()
+    process_pid = 0
+    ready = False
+    try:
+        cgroups.add_process(joiner)
+        parent_chan.send(sync.CGROUP_JOINED)
+        while True:
+            try:
+                msg = parent_chan.recv()
+            except sync.ChannelClosed:
+                raise ExecError("the exec process exited unexpectedly") from None
+            if msg["type"] == sync.ERROR:
+                raise ExecError(msg["message"])
+            # The joiner's INIT_PID and the process's READY share the channel and may come in
+            # either order.
+            if msg["type"] == sync.INIT_PID:
+                process_pid = int(msg["pid"])
+                _reap(joiner)
+                joiner = 0
+            elif msg["type"] == sync.READY:
+                ready = True
+            else:
+                raise ExecError(f"protocol error: unexpected message {msg['type']!r}")
+            if ready and process_pid:
+                return process_pid
+    except BaseException:
+        for pid in (process_pid, joiner):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                _reap(pid)
+        raise
+    finally:
+        parent_chan.close()
+
+
+class ExecError(Exception):
+    """exec failed; str() is the one line to show."""
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
