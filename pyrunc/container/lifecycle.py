@@ -119,6 +119,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         # --force` after this create is killed must remove exactly those.
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
+        _apply_device_rules(cgroups, config, rootless)
         if config.linux.resources:
             cgroups.apply_resources(config.linux.resources)
         state_dir_fd = _make_exec_fifo(state_dir, config)
@@ -174,6 +175,23 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         raise
     finally:
         state_dir.unlock()
+
+
+def _apply_device_rules(cgroups: Any, config: Any, rootless: bool) -> None:
+    """The device cgroup, always (runc's default list applies even without linux.resources).
+
+    Skipped inside a user namespace, where the host's rules govern devices (as runc does).
+    """
+    from pyrunc.cgroups.devices import config_rules, running_in_user_namespace
+
+    if running_in_user_namespace():
+        return
+    try:
+        cgroups.apply_devices(config_rules(config.linux.resources, config.linux.devices))
+    except PermissionError as exc:
+        if not rootless:
+            raise
+        log.warning(f"rootless: device rules not applied: {exc}")
 
 
 def _refuse_occupied_cgroup(cgroups: Any) -> None:
