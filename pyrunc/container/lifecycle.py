@@ -180,15 +180,19 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
 def _apply_device_rules(cgroups: Any, config: Any, rootless: bool) -> None:
     """The device cgroup, always (runc's default list applies even without linux.resources).
 
-    Skipped inside a user namespace, where the host's rules govern devices (as runc does).
+    Skipped inside a user namespace, where the host's rules govern devices (as runc does);
+    rootless, a cgroup pyrunc may not write only warns, like the cgroup itself.
     """
     from pyrunc.cgroups.devices import config_rules, running_in_user_namespace
 
     if running_in_user_namespace():
         return
+    from pyrunc.cgroups import CgroupError
+
+    rules = config_rules(config.linux.resources, config.linux.devices)
     try:
-        cgroups.apply_devices(config_rules(config.linux.resources, config.linux.devices))
-    except PermissionError as exc:
+        cgroups.apply_devices(rules)
+    except (OSError, CgroupError) as exc:
         if not rootless:
             raise
         log.warning(f"rootless: device rules not applied: {exc}")

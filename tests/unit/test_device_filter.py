@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 import pytest
+from device_model import reference
 
 from pyrunc.cgroups import device_rules, ebpf
 from pyrunc.cgroups.device_rules import (
@@ -29,8 +30,6 @@ from pyrunc.cgroups.device_rules import (
 from pyrunc.cgroups.devices import DEFAULT_RULES, effective_rules, rules_from_json
 from pyrunc.spec.model import Device
 from pyrunc.spec.resources import DeviceRule
-
-from device_model import reference
 
 TYPES = {"b": 1, "c": 2}
 
@@ -160,7 +159,7 @@ def test_program_for_runc_default_rules_matches_the_model():
 
 
 def test_the_check_catches_a_builder_that_ignores_rule_order():
-    checked, _, mismatch = check_many(lambda rules: build(list(reversed(rules))), 300)
+    mismatch = check_many(lambda rules: build(list(reversed(rules))), 300)[2]
     assert mismatch is not None
 
 
