@@ -179,6 +179,35 @@ def test_the_ebpf_filter_is_enforced_as_the_v1_model_says(v2_dir, scratch):
         assert seen == expected(rules, seen), [rule_text(r) for r in rules]
 
 
+def test_the_kernel_verifier_accepts_every_program_shape():
+    from pyrunc.cgroups.device_rules import emulate
+    from pyrunc.cgroups.ebpf import LICENSE, device_program
+
+    rng = random.Random(11)
+    loaded = 0
+    while loaded < 200:
+        rules = [DeviceRule(rng.random() < 0.5, rng.choice("accbb"), rng.choice((-1, 1, 4000000000)),
+                            rng.choice((-1, 0, 3, 2**31)), rng.choice(("r", "w", "m", "rw", "wm", "rwm")))
+                 for _ in range(rng.randint(0, 12))]
+        try:
+            emulate(rules)
+        except DeviceRuleError:
+            continue
+        fd = bpf.prog_load_cgroup_device(device_program(rules)[1], LICENSE, step="load")
+        os.close(fd)
+        loaded += 1
+
+
+def test_a_program_the_verifier_refuses_reports_the_verifier_log():
+    from pyrunc.cgroups import ebpf
+
+    no_return_value = ebpf.encode([ebpf.exit_insn()])
+    with pytest.raises(KernelError) as info:
+        bpf.prog_load_cgroup_device(no_return_value, ebpf.LICENSE, step="load device program")
+    assert str(info.value).startswith("load device program (verifier: ")
+    assert "R0" in str(info.value) and "EACCES" in str(info.value)
+
+
 @needs_v1
 def test_devices_allow_and_deny_are_enforced_as_the_v1_model_says(v1_dir, scratch):
     for rules in rule_lists():
@@ -326,25 +355,38 @@ def test_a_rule_that_punches_a_hole_in_a_wildcard_is_refused_and_nothing_is_left
     assert runtime("list", "-q").stdout.split() == []
 
 
+RUNC_CONFIGS = {
+    "default-spec": ([{"allow": False, "access": "rwm"}], None),
+    "allow-list": ([{"allow": False, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"},
+                    {"allow": True, "type": "c", "major": 4, "access": "rw"},
+                    {"allow": True, "type": "b", "minor": 0, "access": "m"}], [NULL_NODE]),
+    "no-rules": ([], None),
+    "allow-all-then-deny": ([{"allow": True, "access": "rwm"},
+                             {"allow": False, "type": "c", "major": 1, "minor": 9, "access": "w"}],
+                            None),
+    "merged-access": ([{"allow": False, "access": "rwm"},
+                       {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "r"},
+                       {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "w"},
+                       {"allow": False, "type": "c", "major": 136, "access": "m"}], [NULL_NODE]),
+}
+
+
 @needs_v1
 @pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed")
-def test_devices_list_is_the_same_as_under_runc(tmp_path, bundle, cgroup_path, runtime):
-    edit = with_devices([{"allow": False, "access": "rwm"},
-                         {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"},
-                         {"allow": True, "type": "c", "major": 4, "access": "rw"},
-                         {"allow": True, "type": "b", "minor": 0, "access": "m"}],
-                        nodes=[NULL_NODE])
-    path = bundle("sleep", "60", edit=edit)
+@pytest.mark.parametrize("name", sorted(RUNC_CONFIGS))
+def test_devices_list_is_the_same_as_under_runc(tmp_path, bundle, cgroup_path, runtime, name):
+    rules, nodes = RUNC_CONFIGS[name]
+    path = bundle("sleep", "60", edit=with_devices(rules, nodes))
     listings = {}
     runc = Runtime(tmp_path / "runc-state")
     runc.command = ["runc"]
-    for name, rt in (("runc", runc), ("pyrunc", runtime)):
+    for which, rt in (("runc", runc), ("pyrunc", runtime)):
         with tempfile.TemporaryFile() as stdin:  # (runc opens /dev/null O_RDWR in its init)
-            rt("create", "--bundle", str(path), f"cmp-{name}", stdin=stdin)
+            rt("create", "--bundle", str(path), f"cmp-{which}", stdin=stdin)
         try:
-            listings[name] = v1_list(cgroup_path)
+            listings[which] = v1_list(cgroup_path)
         finally:
-            rt("delete", "--force", f"cmp-{name}")
+            rt("delete", "--force", f"cmp-{which}")
     assert listings["pyrunc"] == listings["runc"]
-    assert "c 1:3 rw" in listings["pyrunc"] and "c 1:5 rwm" in listings["pyrunc"]
-
+    assert listings["pyrunc"]  # (a cgroup always lists something: `a *:* rwm` or the allows)
