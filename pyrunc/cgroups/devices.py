@@ -72,7 +72,8 @@ def rules_from_json(entries: Sequence[dict[str, Any]] | None) -> list[DeviceRule
     for i, entry in enumerate(entries or ()):
         access = entry.get("access") or ""
         if not access:
-            raise DeviceRuleError(f"{_POINTER}[{i}].access: must not be empty")
+            raise DeviceRuleError(f"config.json: /linux/resources/devices/{i}/access: must not "
+                                  "be empty (one or more of r, w, m)")
         major, minor = entry.get("major"), entry.get("minor")
         rules.append(DeviceRule(bool(entry.get("allow")), entry.get("type") or "a",
                                 WILDCARD if major is None else int(major),

@@ -390,3 +390,26 @@ def test_devices_list_is_the_same_as_under_runc(tmp_path, bundle, cgroup_path, r
             rt("delete", "--force", f"cmp-{which}")
     assert listings["pyrunc"] == listings["runc"]
     assert listings["pyrunc"]  # (a cgroup always lists something: `a *:* rwm` or the allows)
+
+
+@needs_v1
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare(1) is not installed")
+def test_create_refuses_device_rules_where_no_devices_hierarchy_is_mounted(runtime, bundle,
+                                                                           cgroup_path):
+    # A private mount namespace without the devices hierarchy stands in for such a host (the
+    # host's own mount is untouched).
+    runtime.command = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                       'umount /sys/fs/cgroup/devices && exec "$@"', "sh", *runtime.command]
+    result = runtime("create", "--bundle", str(bundle("true")), "d5", check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "linux.resources.devices: the device cgroup is not available on this host: "
+        "no v1 devices hierarchy is mounted")
+    assert runtime("list", "-q").stdout.split() == []
+    assert not (Path("/sys/fs/cgroup/memory") / cgroup_path.lstrip("/")).exists()
+    # Rules that allow everything need no controller.
+    allow_all = with_devices([{"allow": True, "access": "rwm"}])
+    with tempfile.TemporaryFile() as stdin:
+        out = runtime("run", "--bundle", str(bundle("echo", "ran", edit=allow_all)), "d6",
+                      stdin=stdin).stdout
+    assert out == "ran\n"

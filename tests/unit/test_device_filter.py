@@ -265,7 +265,7 @@ def test_rules_from_json_uses_runc_defaults_for_absent_fields():
     assert rules_from_json([{"allow": False, "access": "rwm"},
                             {"allow": True, "type": "c", "major": 1, "access": "r"}]) == [
         DeviceRule(False, "a", -1, -1, "rwm"), DeviceRule(True, "c", 1, -1, "r")]
-    with pytest.raises(DeviceRuleError, match=r"devices\[0\]\.access: must not be empty"):
+    with pytest.raises(DeviceRuleError, match=r"/linux/resources/devices/0/access: must not be empty"):
         rules_from_json([{"allow": True}])
     assert rules_from_json(None) == []
 
