@@ -137,9 +137,10 @@ def apply_v1(directory: str | None, rules: Iterable[DeviceRule]) -> None:
 def apply_v2(directory: str, rules: Iterable[DeviceRule]) -> None:
     """Attach the rules' eBPF filter to the cgroup v2 `directory`, replacing what was there.
 
-    The new program is attached (BPF_F_ALLOW_MULTI) before the old ones are detached, so that
-    during an update both filter and nothing the old rules denied slips through. The program stays
-    alive through its attachment; the kernel frees it when the cgroup is removed.
+    The new program is attached (BPF_F_ALLOW_MULTI) before the old ones are detached: during an
+    update both filters apply for a moment (an access needs both to allow it), so nothing either
+    rule set denies slips through. The program lives on through its attachment; the kernel frees
+    it when the cgroup is removed.
     """
     from pyrunc.cgroups.ebpf import LICENSE, device_program
     from pyrunc.linux import bpf
