@@ -158,14 +158,19 @@ def _rmdir(path: Path) -> None:
     for _ in range(50):
         try:
             path.rmdir()
-            return
+            break
         except FileNotFoundError:
-            return
+            break
         except OSError as exc:
             if exc.errno != errno.EBUSY:
                 raise
             time.sleep(0.02)
-    path.rmdir()
+    else:
+        path.rmdir()
+    try:
+        path.parent.rmdir()  # /pyrunc-test, only if empty (another test may use it)
+    except OSError:
+        pass
 
 
 # --- the drivers against the kernel ----------------------------------------------------------------
