@@ -19,7 +19,12 @@ The systemd form `slice:prefix:name` needs the systemd driver, which pyrunc does
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pyrunc.spec.resources import DeviceRule
 
 #: Where cgroup v2 exposes its root controller list when it is the only hierarchy (a "unified" host).
 V2_ROOT = "/sys/fs/cgroup"
@@ -47,6 +52,10 @@ class CgroupManager(Protocol):
 
     def apply_resources(self, resources: dict[str, Any]) -> None:
         """Apply `linux.resources` (not implemented yet: warns about each key present)."""
+
+    def apply_devices(self, rules: Sequence[DeviceRule]) -> None:
+        """Enforce the device rules (v1 devices.allow/deny, v2 an eBPF filter); refuse rules that
+        restrict something where the host has no device controller."""
 
     def paths(self) -> dict[str, str]:
         """Hierarchy name -> absolute directory, plus CREATED_KEY; stored in the container state."""

@@ -10,9 +10,14 @@ import errno
 import os
 import signal
 import time
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyrunc.cgroups import CREATED_KEY, UNIFIED
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pyrunc.spec.resources import DeviceRule
 
 # How long destroy() keeps retrying a directory whose last tasks are still exiting (EBUSY).
 _RMDIR_ATTEMPTS = 8
@@ -293,8 +298,14 @@ class FsManagerBase:
             return
         from pyrunc import log
         for key in resources:
+            if key == "devices":
+                continue  # applied by apply_devices()
             log.warning(f"linux.resources.{key} is not applied yet "
                         "(cgroup resource limits are not implemented)")
+
+    def apply_devices(self, rules: Sequence[DeviceRule]) -> None:
+        """Enforce the container's device rules (the full list, see cgroups.devices)."""
+        raise NotImplementedError
 
     def pids(self) -> list[int]:
         found: set[int] = set()

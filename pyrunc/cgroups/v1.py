@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from pyrunc.cgroups import CgroupError
 from pyrunc.cgroups.fs import (
@@ -20,6 +21,11 @@ from pyrunc.cgroups.fs import (
     read,
     write,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pyrunc.spec.resources import DeviceRule
 
 # freezer.state moves THAWED -> FREEZING -> FROZEN; tasks in uninterruptible sleep can hold it in
 # FREEZING, and re-writing FROZEN nudges the kernel to retry them.
@@ -52,6 +58,13 @@ class FsV1Manager(FsManagerBase):
     def _after_mkdir(self, directory: str, made: list[str]) -> None:
         if directory == self._dirs.get("cpuset"):
             _inherit_cpuset(directory)
+
+    # --- devices ---------------------------------------------------------------------------------
+
+    def apply_devices(self, rules: Sequence[DeviceRule]) -> None:
+        from pyrunc.cgroups.devices import apply_v1
+
+        apply_v1(self._dirs.get("devices"), rules)
 
     # --- freezer ---------------------------------------------------------------------------------
 

@@ -11,9 +11,15 @@ import errno
 import os
 import signal
 import time
+from typing import TYPE_CHECKING
 
 from pyrunc.cgroups import UNIFIED, V2_ROOT, CgroupError
 from pyrunc.cgroups.fs import FsManagerBase, cgroup_mounts, hierarchy_dir, own_cgroups, read, write
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pyrunc.spec.resources import DeviceRule
 
 _FREEZE_TIMEOUT = 5.0
 _FREEZE_POLL = 0.001
@@ -48,6 +54,14 @@ class FsV2Manager(FsManagerBase):
             directory, parent = parent, os.path.dirname(parent)
         for depth, ancestor in enumerate(reversed(ancestors)):
             _enable_controllers(ancestor, is_root=depth == 0)
+
+    # --- devices ---------------------------------------------------------------------------------
+
+    def apply_devices(self, rules: Sequence[DeviceRule]) -> None:
+        """cgroup v2 has no device files: the rules become an eBPF filter on the directory."""
+        from pyrunc.cgroups.devices import apply_v2
+
+        apply_v2(self._dir, rules)
 
     # --- freezer ---------------------------------------------------------------------------------
 

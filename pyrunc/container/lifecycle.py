@@ -120,6 +120,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         # --force` after this create is killed must remove exactly those.
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
+        _apply_device_rules(cgroups, config, rootless)
         if config.linux.resources:
             cgroups.apply_resources(config.linux.resources)
         fifo_fd = _make_exec_fifo(state_dir, config)
@@ -175,6 +176,27 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         raise
     finally:
         state_dir.unlock()
+
+
+def _apply_device_rules(cgroups: Any, config: Any, rootless: bool) -> None:
+    """The device cgroup, always (runc's default list applies even without linux.resources).
+
+    Skipped inside a user namespace, where the host's rules govern devices (as runc does);
+    rootless, a cgroup pyrunc may not write only warns, like the cgroup itself.
+    """
+    from pyrunc.cgroups.devices import config_rules, running_in_user_namespace
+
+    if running_in_user_namespace():
+        return
+    from pyrunc.cgroups import CgroupError
+
+    rules = config_rules(config.linux.resources, config.linux.devices)
+    try:
+        cgroups.apply_devices(rules)
+    except (OSError, CgroupError) as exc:
+        if not rootless:
+            raise
+        log.warning(f"rootless: device rules not applied: {exc}")
 
 
 def _refuse_occupied_cgroup(cgroups: Any) -> None:
