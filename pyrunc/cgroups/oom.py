@@ -118,7 +118,7 @@ class OomWatcher:
         poller = select.poll()
         poller.register(self._eventfd, select.POLLIN)
         if poller.poll(0):
-            events, gone = self.ready(self._eventfd)
+            events, _ = self.ready(self._eventfd)
             return events
         return 0
 

@@ -486,10 +486,10 @@ def read_stats(paths: dict[str, str]) -> dict[str, Any]:
         return st.to_json()
     found = False
     for controller, reader in _V1_READERS:
-        directory = hierarchies.get(controller)
-        if directory and os.path.isdir(directory):
+        controller_dir = hierarchies.get(controller)
+        if controller_dir and os.path.isdir(controller_dir):
             found = True
-            reader(directory, st)
+            reader(controller_dir, st)
     if not found:
         raise StatsError("unable to get container cgroup stats: the container's cgroup is gone")
     return st.to_json()

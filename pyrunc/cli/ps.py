@@ -71,7 +71,7 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
     if opts["format"] != "table":
         raise ContainerError("invalid format option")
     proc = subprocess.run([_ps_binary(), *(args[1:] or ["-ef"])], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     if proc.returncode != 0:
         raise ContainerError(f"exit status {proc.returncode}: {proc.stdout.strip()}")
     sys.stdout.write(filter_rows(proc.stdout, set(pids)))

@@ -165,13 +165,13 @@ def update(root: str, container_id: str, new: dict[str, Any]) -> None:
         manager = load_manager(state.cgroup_paths)
         try:
             _apply(manager, merged)
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError):
             try:
                 _apply(manager, old)
             except (OSError, RuntimeError, ValueError) as again:
                 log.warning(f"setting the old limits back failed too ({again}): the state and "
                             "the cgroup files may now disagree")
-            raise exc
+            raise
         linux["resources"] = merged
         state_dir.save(state)
     finally:
