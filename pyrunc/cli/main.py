@@ -19,14 +19,19 @@ from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
 COMMANDS: dict[str, tuple[str, str]] = {
     "create": ("create", "build a container from a bundle; its process waits for start"),
     "delete": ("delete", "release everything a container holds (--force: even while it runs)"),
+    "events": ("events", "stream a container's cgroup statistics and OOM events as JSON"),
     "exec": ("exec", "run another process in a container"),
     "features": ("features", "print what this runtime implements, as JSON"),
     "kill": ("kill", "signal a container's first process (SIGTERM unless told otherwise)"),
     "list": ("list", "show the containers kept under --root"),
+    "pause": ("pause", "freeze every process of a container"),
+    "ps": ("ps", "show the processes of a container (ps(1) rows, or JSON pids)"),
+    "resume": ("resume", "let a paused container's processes run again"),
     "run": ("run", "create and start a container, and wait for it unless --detach"),
     "spec": ("spec", "write a starting config.json"),
     "start": ("start", "let a created container's process run"),
     "state": ("state", "print a container's state as JSON"),
+    "update": ("update", "change a running container's resource limits"),
 }
 
 GLOBAL_FLAGS = [
@@ -46,7 +51,7 @@ GLOBAL_FLAGS = [
 NAME = "pyrunc"
 
 #: runc commands pyrunc does not have yet: they fail with a clear message, not as unknown.
-NOT_IMPLEMENTED = ("pause", "resume", "ps", "events", "update", "checkpoint", "restore")
+NOT_IMPLEMENTED = ("checkpoint", "restore")
 
 
 class Context:

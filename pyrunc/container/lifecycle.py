@@ -346,12 +346,43 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
 
         load_manager(state.cgroup_paths).kill_all(sig)
         return
+    if sig == signal.SIGKILL and not _has_private_pid_namespace(state) and state.cgroup_paths:
+        # runc >= 1.2: without a PID namespace of its own, killing the init would leave the
+        # processes it started running; SIGKILL goes to the whole cgroup (thawed afterwards).
+        if not init_alive(state):
+            raise ContainerError("container not running")
+        from pyrunc.cgroups import load_manager
+
+        load_manager(state.cgroup_paths).kill_all(sig)
+        return
     if not init_alive(state):
         raise ContainerError("container not running")
     try:
         os.kill(state.init_pid, sig)
     except ProcessLookupError:
         raise ContainerError("container not running") from None
+    if sig == signal.SIGKILL:
+        _thaw_if_frozen(state)
+
+
+def _has_private_pid_namespace(state: ContainerState) -> bool:
+    """True when the config asks for a new PID namespace (an entry of type pid without a path)."""
+    namespaces = (state.config.get("linux") or {}).get("namespaces") or []
+    return any(ns.get("type") == "pid" and not ns.get("path") for ns in namespaces)
+
+
+def _thaw_if_frozen(state: ContainerState) -> None:
+    """A frozen process acts on SIGKILL only once thawed (v1 freezer): thaw a paused container."""
+    if not state.cgroup_paths:
+        return
+    from pyrunc.cgroups import load_manager
+
+    manager = load_manager(state.cgroup_paths)
+    try:
+        if manager.is_frozen():
+            manager.thaw()
+    except OSError as exc:
+        log.warning(f"thaw {state.id} after SIGKILL: {exc}")
 
 
 # --- delete --------------------------------------------------------------------------------

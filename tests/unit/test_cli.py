@@ -82,7 +82,7 @@ def test_unknown_command_fails_without_writing_stdout():
     assert "No help topic for 'frobnicate'" in result.stderr
 
 
-@pytest.mark.parametrize("command, code", [("pause", 1), ("checkpoint", 1)])
+@pytest.mark.parametrize("command, code", [("restore", 1), ("checkpoint", 1)])
 def test_runc_commands_not_implemented_yet_fail_clearly(command, code):
     # podman takes `checkpoint --help` exiting 0 as "checkpoint is supported"
     result = run(command, "--help")
