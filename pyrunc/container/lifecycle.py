@@ -399,8 +399,9 @@ def run_warning_hooks(phase: str, state: ContainerState, status: str) -> None:
     from pyrunc import hooks as hooks_mod
     from pyrunc.spec.model import Hook
 
-    for hook in hooks:
+    for index, hook in enumerate(hooks):
         try:
-            hooks_mod.run_hooks(phase, [Hook.from_json(hook)], spec_state(state, status))
+            hooks_mod.run_hooks(phase, [Hook.from_json(hook)], spec_state(state, status),
+                                first_index=index)
         except hooks_mod.HookError as exc:
             log.warning(str(exc))

@@ -162,7 +162,8 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
             from pyrunc import hooks
 
             hook_state["status"] = "created"
-            hooks.run_hooks("startContainer", config.hooks["startContainer"], hook_state)
+            hooks.run_hooks("startContainer", config.hooks["startContainer"], hook_state,
+                            default_env=[f"{k}={v}" for k, v in env.items()])
         _reset_signals()
         if seccomp_filter is not None and process.no_new_privileges:
             seccomp_filter.load()   # as late as possible: the filter then covers only the program
