@@ -1,0 +1,188 @@
+"""Behaviour compared with runc's: the same bundle run by pyrunc and by Debian's runc 1.1.5.
+
+Each test runs both runtimes (runc with a --root and a cgroupsPath of its own, always deleted)
+and asserts that what the container, a hook or a caller sees is the same. Where runc 1.1.5
+predates the behaviour, the test follows runc 1.5's source and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyrunc_testing import needs_root, reap_children
+
+pytestmark = [needs_root, pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed")]
+
+
+class Runc:
+    """Debian's runc with a private --root; output goes to files (a created init holds it)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60,
+                 **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.run(["runc", "--root", str(self.root), *args], stdout=out,
+                                  stderr=err, timeout=timeout, **kwargs)
+            out.seek(0)
+            err.seek(0)
+            result = subprocess.CompletedProcess(proc.args, proc.returncode, out.read(),
+                                                 err.read())
+        if check and result.returncode != 0:
+            raise AssertionError(f"runc {' '.join(args)} exited {result.returncode}\n"
+                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+
+@pytest.fixture
+def runc(tmp_path: Path, cgroup_path: str) -> Iterator[Runc]:
+    rc = Runc(tmp_path / "runc-state")
+    yield rc
+    if rc.root.exists():
+        for entry in rc.root.iterdir():
+            rc("delete", "--force", entry.name, check=False)
+    reap_children()
+    shutil.rmtree(rc.root, ignore_errors=True)
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        leftover = Path("/sys/fs/cgroup", hierarchy, runc_cgroup(cgroup_path).lstrip("/"))
+        if leftover.is_dir():
+            leftover.rmdir()
+
+
+def runc_cgroup(cgroup_path: str) -> str:
+    return cgroup_path + "-runc"
+
+
+def for_runc(bundle_dir: Path, cgroup_path: str) -> Path:
+    """The same bundle, with a cgroupsPath of runc's own (both may exist at once)."""
+    config_path = bundle_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config["linux"]["cgroupsPath"] = runc_cgroup(cgroup_path)
+    config_path.write_text(json.dumps(config))
+    return bundle_dir
+
+
+def both(runtime, runc, bundle, cgroup_path, *args: str, edit=None):  # type: ignore[no-untyped-def]
+    """(pyrunc's bundle, runc's bundle): two copies of one config."""
+    return bundle(*args, edit=edit), for_runc(bundle(*args, edit=edit), cgroup_path)
+
+
+# --- spec -------------------------------------------------------------------------------------------
+
+def test_spec_default_namespaces_are_runcs(tmp_path, runtime, runc):
+    """runc's example spec has a cgroup namespace only on a pure cgroup v2 host."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours.mkdir()
+    theirs.mkdir()
+    runtime("spec", "-b", str(ours))
+    runc("spec", "-b", str(theirs))
+    namespaces = [json.loads((d / "config.json").read_text())["linux"]["namespaces"]
+                  for d in (ours, theirs)]
+    assert namespaces[0] == namespaces[1]
+
+
+# --- hooks ------------------------------------------------------------------------------------------
+
+def test_hook_without_env_gets_the_runtimes_environment(runtime, runc, bundle, cgroup_path,
+                                                        tmp_path):
+    def edit(config: dict[str, Any]) -> None:
+        config["hooks"] = {"createRuntime": [
+            {"path": "/bin/sh", "args": ["sh", "-c", f"env > {tmp_path}/env-$RUNTIME"]}]}
+
+    ours, theirs = both(runtime, runc, bundle, cgroup_path, "true", edit=edit)
+    runtime("run", "-b", str(ours), "he", env={**os.environ, "RUNTIME": "pyrunc"})
+    runc("run", "-b", str(theirs), "he", env={**os.environ, "RUNTIME": "runc"})
+    for name in ("pyrunc", "runc"):
+        assert f"RUNTIME={name}" in (tmp_path / f"env-{name}").read_text().splitlines()
+
+
+def test_start_container_hook_without_env_sees_the_programs_environment(
+        runtime, runc, bundle, cgroup_path, tmp_path):
+    """startContainer hooks run in the container; runc gives them the program's env (HOME
+    added as for the program)."""
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def edit(config: dict[str, Any]) -> None:
+        config["process"]["env"] = ["PATH=/bin:/usr/bin", "FROM_CONFIG=1"]
+        config["mounts"].append({"destination": "/out", "type": "bind", "source": str(out),
+                                 "options": ["rbind"]})
+        config["hooks"] = {"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "env | sort > /out/env-$0", "x"]}]}
+
+    ours, theirs = both(runtime, runc, bundle, cgroup_path, "true", edit=edit)
+    for rt, b, name in ((runtime, ours, "pyrunc"), (runc, theirs, "runc")):
+        config = json.loads((b / "config.json").read_text())
+        config["hooks"]["startContainer"][0]["args"][-1] = name
+        (b / "config.json").write_text(json.dumps(config))
+        rt("run", "-b", str(b), "sh-" + name, env={**os.environ, "LEAK": "1"})
+    seen = {name: set((out / f"env-{name}").read_text().split()) - {"PWD=/", "SHLVL=1"}
+            for name in ("pyrunc", "runc")}
+    assert "FROM_CONFIG=1" in seen["pyrunc"] and "HOME=/root" in seen["pyrunc"]
+    assert seen["pyrunc"] == seen["runc"]
+
+
+# --- output that callers read -----------------------------------------------------------------------
+
+def _keys_in_order(text: str) -> list[list[str]]:
+    return [[k for k, _ in pairs] for pairs in
+            json.loads(text, object_pairs_hook=lambda pairs: pairs)]
+
+
+def test_list_json_is_byte_compatible_with_runcs(runtime, runc, bundle, cgroup_path):
+    """Same field order, compact separators, one newline; `null` when there is nothing.
+    (A missing explicit --root is an error in runc 1.5, `null` in 1.1.5: both roots exist here.)"""
+    runtime.root.mkdir()
+    runc.root.mkdir()
+    assert runtime("list", "--format", "json").stdout == runc("list", "--format",
+                                                              "json").stdout == "null\n"
+
+    def edit(config: dict[str, Any]) -> None:
+        config["annotations"] = {"org.example/key": "a<b>&c é"}
+
+    ours, theirs = both(runtime, runc, bundle, cgroup_path, "sleep", "100", edit=edit)
+    runtime("create", "-b", str(ours), "lj")
+    runc("create", "-b", str(theirs), "lj")
+    try:
+        texts = [rt("list", "--format", "json").stdout for rt in (runtime, runc)]
+    finally:
+        runtime("delete", "--force", "lj")
+        runc("delete", "--force", "lj")
+    assert _keys_in_order(texts[0]) == _keys_in_order(texts[1])
+    for text in texts:
+        assert text.endswith("}]\n") and ": " not in text and ", " not in text.replace(
+            "a\\u003cb\\u003e\\u0026c é", "")
+        assert '"org.example/key":"a\\u003cb\\u003e\\u0026c é"' in text
+    ours_doc, theirs_doc = (json.loads(t)[0] for t in texts)
+    assert ours_doc["status"] == theirs_doc["status"] == "created"
+    assert ours_doc["owner"] == theirs_doc["owner"] == "root"
+
+
+@pytest.mark.parametrize("args", [["-h"], ["state", "-h"], ["kill", "-h"], ["list", "-h"]])
+def test_help_starts_as_runcs(runtime, runc, args):
+    """The NAME section: `<name> [<command>] - <runc's summary>`, the runtime's name aside."""
+    ours = runtime(*args).stdout.splitlines()[:2]
+    theirs = runc(*args).stdout.splitlines()[:2]
+    assert ours == [line.replace("runc", "pyrunc", 1) for line in theirs]
+
+
+def test_debug_without_log_writes_records_to_a_non_terminal_stderr(runtime, runc):
+    """runc (logrus) writes `time=… level=… msg=…` records to stderr when there is no --log."""
+    ours = runtime("--debug", "state", "absent", check=False).stderr.splitlines()
+    theirs = runc("--debug", "state", "absent", check=False).stderr.splitlines()
+    assert theirs and all(line.startswith("time=") for line in theirs)
+    assert ours and all(line.startswith("time=") for line in ours)
+    assert any(" level=debug " in line for line in ours)
+    assert ours[-1].split(" ", 1)[1] == theirs[-1].split(" ", 1)[1].split(" func=")[0]
