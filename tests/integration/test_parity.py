@@ -186,3 +186,43 @@ def test_debug_without_log_writes_records_to_a_non_terminal_stderr(runtime, runc
     assert ours and all(line.startswith("time=") for line in ours)
     assert any(" level=debug " in line for line in ours)
     assert ours[-1].split(" ", 1)[1] == theirs[-1].split(" ", 1)[1].split(" func=")[0]
+
+
+# --- config.json ------------------------------------------------------------------------------------
+
+def test_null_for_an_optional_field_means_absent_as_go_reads_it(runtime, runc, bundle,
+                                                                cgroup_path):
+    def edit(config: dict[str, Any]) -> None:
+        config["hooks"] = None
+        config["annotations"] = None
+        config["linux"]["timeOffsets"] = None
+        config["linux"]["seccomp"] = None
+        config["process"]["rlimits"] = None
+        config["process"]["capabilities"]["ambient"] = None
+
+    ours, theirs = both(runtime, runc, bundle, cgroup_path, "echo", "ok", edit=edit)
+    assert runtime("run", "-b", str(ours), "nl").stdout == "ok\n"
+    assert runc("run", "-b", str(theirs), "nl").stdout == "ok\n"
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("timeOffsets", 5, "expected object, got integer 5"),
+    ("sysctl", [], "expected object with string values, got array []"),
+])
+def test_a_wrong_non_null_value_still_fails_saying_what_was_expected(runtime, bundle, field,
+                                                                     value, expected):
+    def edit(config: dict[str, Any]) -> None:
+        config["linux"][field] = value
+
+    result = runtime("create", "-b", str(bundle("true", edit=edit)), "bad", check=False)
+    assert result.returncode == 1
+    assert f"/linux/{field}: {expected}" in result.stderr, result.stderr
+
+
+def test_a_required_field_given_as_null_is_missing(runtime, bundle):
+    def edit(config: dict[str, Any]) -> None:
+        config["process"]["cwd"] = None
+
+    result = runtime("create", "-b", str(bundle("true", edit=edit)), "bad", check=False)
+    assert result.returncode == 1
+    assert "/process/cwd: required property is missing" in result.stderr, result.stderr
