@@ -184,7 +184,7 @@ def _refuse_occupied_cgroup(cgroups: Any) -> None:
         raise ContainerError(f"container's cgroup is not empty: {len(pids)} process(es) found "
                              f"(cgroupsPath is in use)")
     if cgroups.is_frozen():
-        raise ContainerError("container's cgroup is frozen (cgroupsPath is in use)")
+        raise ContainerError("container's cgroup unexpectedly frozen")
 
 
 def _send_pidfd(socket_path: str, pid: int) -> None:

@@ -37,8 +37,10 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "TERM=xterm"],
             "cwd": "/",
+            # runc 1.5's example: no ambient set (raising it would fail without inheritable,
+            # which runc then warns about).
             "capabilities": {name: list(_DEFAULT_CAPS)
-                             for name in ("bounding", "effective", "permitted", "ambient")},
+                             for name in ("bounding", "permitted", "effective")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },

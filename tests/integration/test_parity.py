@@ -226,3 +226,40 @@ def test_a_required_field_given_as_null_is_missing(runtime, bundle):
     result = runtime("create", "-b", str(bundle("true", edit=edit)), "bad", check=False)
     assert result.returncode == 1
     assert "/process/cwd: required property is missing" in result.stderr, result.stderr
+
+
+# --- error and warning wording that callers match ---------------------------------------------------
+
+def test_frozen_cgroup_is_refused_with_runcs_words(runtime, bundle, cgroup_path):
+    """runc 1.5 (libcontainer/factory_linux.go; 1.1.5 has no such check): creating into a
+    frozen cgroup fails with "container's cgroup unexpectedly frozen"."""
+    freezer = Path("/sys/fs/cgroup/freezer", cgroup_path.lstrip("/"))
+    freezer.mkdir(parents=True)
+    try:
+        (freezer / "freezer.state").write_text("FROZEN")
+        result = runtime("create", "-b", str(bundle("true")), "fz", check=False)
+        assert result.returncode == 1
+        assert "container's cgroup unexpectedly frozen" in result.stderr, result.stderr
+        assert not (runtime.root / "fz").exists()
+    finally:
+        (freezer / "freezer.state").write_text("THAWED")
+        freezer.rmdir()
+
+
+def test_ambient_capability_that_cannot_be_raised_is_a_warning(runtime, bundle, tmp_path):
+    """runc 1.5 (libcontainer/capabilities; 1.1.5 ignored it silently, as its capability
+    package did): each ambient capability the kernel refuses is a warning, the rest are set."""
+    def edit(config: dict[str, Any]) -> None:
+        config["process"]["user"] = {"uid": 1000, "gid": 1000}
+        config["process"]["capabilities"] = {
+            name: ["CAP_KILL", "CAP_CHOWN"] for name in ("bounding", "effective", "permitted")}
+        config["process"]["capabilities"].update(inheritable=["CAP_KILL"],
+                                                 ambient=["CAP_KILL", "CAP_CHOWN"])
+
+    log_file = tmp_path / "log.json"
+    out = runtime("run", "-b", str(bundle("grep", "CapAmb", "/proc/self/status", edit=edit)),
+                  "amb", global_args=("--log", str(log_file), "--log-format", "json")).stdout
+    assert out.split() == ["CapAmb:", "0000000000000020"]
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [r["msg"] for r in records if r["level"] == "warning"] == [
+        "can't raise ambient capability CAP_CHOWN: operation not permitted"]
