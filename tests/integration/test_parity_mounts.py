@@ -1,0 +1,95 @@
+"""Mounts and the rootfs compared with runc: recursive attributes, order, locked flags,
+propagation, rootfs shapes runc refuses.
+
+The container prints its /proc/self/mountinfo; the test compares what the kernel shows for the
+same bundle under both runtimes (or, where Debian's runc 1.1.5 lacks the behaviour, with what
+runc 1.5's source does, as the docstring says). Host-side mounts a test needs are made under
+its tmp_path and removed before it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runc_compare import both, needs_runc, runc  # noqa: F401 - runc is a fixture
+from test_rootfs import mount_at, parse_mountinfo
+
+from pyrunc_testing import needs_root
+
+pytestmark = [needs_root, needs_runc, pytest.mark.integration]
+
+ATIME_WORDS = ("noatime", "relatime", "nodiratime")
+
+
+@contextlib.contextmanager
+def host_mount(*args: str) -> Iterator[None]:
+    """`mount ARGS…` on the host for the test's duration (the last argument is the target)."""
+    subprocess.run(["mount", *args], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", args[-1]], check=True)
+
+
+def bind_tree(tmp_path: Path) -> Iterator[Path]:
+    """tmp_path/src with a noatime tmpfs at src/sub: a bind source with a submount."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    with host_mount("-t", "tmpfs", "-o", "noatime,size=1m", "tmpfs", str(src / "sub")):
+        yield src
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Iterator[Path]:
+    yield from bind_tree(tmp_path)
+
+
+def run_mountinfo(rt: Any, b: Path, cid: str) -> list[Any]:
+    return parse_mountinfo(rt("run", "-b", str(b), cid).stdout)
+
+
+def atime_of(mount: Any) -> tuple[str, ...]:
+    return tuple(w for w in ATIME_WORDS if w in mount.options)
+
+
+# --- recursive atime options ------------------------------------------------------------------------
+
+#: What runc 1.5's mapping gives the bind and its submount (every atime option replaces the whole
+#: access-time field; clearing one leaves relatime, the kernel's value 0).
+RECURSIVE_ATIME = {
+    "rnoatime": ("noatime",),
+    "rrelatime": ("relatime",),
+    "rstrictatime": (),
+    "ratime": ("relatime",),
+    "rnostrictatime": ("relatime",),
+    "rnorelatime": ("relatime",),
+    "rnodiratime": ("noatime", "nodiratime"),
+}
+
+
+@pytest.mark.parametrize("option", sorted(RECURSIVE_ATIME))
+def test_recursive_atime_options_on_rbind(runtime, runc, bundle, cgroup_path, tree, option):
+    """runc 1.1.5 fails on the clearing forms (EINVAL) and ignores `rnorelatime`, so the
+    expected words follow runc 1.5 (libcontainer/specconv); where 1.1.5's mapping is the same,
+    its result must agree."""
+    def edit(config: dict[str, Any]) -> None:
+        config["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(tree),
+                                 "options": ["rbind", option]})
+
+    ours, theirs = both(runtime, runc, bundle, cgroup_path, "cat", "/proc/self/mountinfo",
+                        edit=edit)
+    mounts = run_mountinfo(runtime, ours, "at")
+    expected = RECURSIVE_ATIME[option]
+    assert atime_of(mount_at(mounts, "/mnt/sub")) == expected
+    if option != "rnodiratime":   # the source itself is relatime, not noatime
+        assert atime_of(mount_at(mounts, "/mnt")) == expected
+    result = runc("run", "-b", str(theirs), "at", check=False)
+    if option in ("ratime", "rnostrictatime"):
+        assert result.returncode != 0   # 1.1.5: mount_setattr EINVAL
+    elif option != "rnorelatime":
+        assert atime_of(mount_at(parse_mountinfo(result.stdout), "/mnt/sub")) == expected
