@@ -295,15 +295,22 @@ def _touch(path: str, what: str) -> None:
         raise describe_oserror(exc, f"create mount point for {what}")
 
 
-def _require_directory_or_absent(dest: str, m: Mount) -> None:
-    """Refuse to mount proc/sysfs over a file or through a symlink: it must land on a directory."""
+def _require_directory_or_absent(rootfs: str, m: Mount) -> None:
+    """Refuse to mount proc/sysfs over a file or through a symlink (the CVE-2019-19921 class).
+
+    As runc does, the destination is looked at lexically (rootfs + the cleaned destination, no
+    symlink followed): a rootfs whose /proc is a symlink is refused, not mounted through.
+    """
+    lexical = os.path.join(rootfs, os.path.normpath("/" + m.destination).lstrip("/"))
     try:
-        st = os.lstat(dest)
+        st = os.lstat(lexical)
     except FileNotFoundError:
         return
+    except OSError as exc:
+        raise describe_oserror(exc, f"mount {m.type} on {m.destination}")
     if not stat.S_ISDIR(st.st_mode):
-        raise KernelError(errno.ENOTDIR,
-                          f"mount {m.type} on {m.destination}: destination is not a directory", dest)
+        raise KernelError(errno.ENOTDIR, f"mount {m.type} on {m.destination}: "
+                          f"filesystem \"{m.type}\" must be mounted on ordinary directory", lexical)
 
 
 def _check_proc_destination(rootfs: str, dest: str, m: Mount) -> None:
@@ -408,6 +415,8 @@ def mount_entry(config: Config, rootfs: str, m: Mount) -> None:
         opts = parse_mount_options(m.options)
     except UnsupportedMountOption as exc:
         raise KernelError(errno.EINVAL, f"mount {what}: {exc}") from None
+    if m.type in ("proc", "sysfs") and not (m.is_bind or opts.is_bind):
+        _require_directory_or_absent(rootfs, m)
     dest = secure_join(rootfs, m.destination)
     _check_proc_destination(rootfs, dest, m)
     if m.is_bind or opts.is_bind:
@@ -447,8 +456,6 @@ def mount_bind(m: Mount, opts: MountOptions, dest: str, *, delay_readonly: bool 
 def mount_filesystem(config: Config, m: Mount, opts: MountOptions, dest: str) -> None:
     """Mount a new filesystem instance (proc, sysfs, tmpfs, mqueue, devpts, overlay, …)."""
     what = f"{m.type} on {m.destination}"
-    if m.type in ("proc", "sysfs"):
-        _require_directory_or_absent(dest, m)
     flags = opts.flags
     if _delays_readonly(m):
         flags &= ~MS_RDONLY
@@ -652,6 +659,10 @@ def enter_rootfs(config: Config, *, no_pivot: bool) -> None:
     also mounts into the caller's namespace; pyrunc mounts nothing there).
     """
     if not has_mount_namespace(config):
+        if config.process is not None and config.process.terminal:
+            from pyrunc import terminal
+
+            terminal.preopen_ptmx()
         _chroot_into(os.path.realpath(config.root_path))
         return
     rootfs = os.path.realpath(config.root_path)

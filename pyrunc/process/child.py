@@ -241,7 +241,10 @@ def _setup_terminal(spec: LaunchSpec, process: Process) -> None:
     master, slave, slave_path = terminal.create_container_pty(process.console_size)
     terminal.chown_terminal(slave, process.user.uid)
     terminal.send_console_master(spec.console_fd, master, slave_path)
-    terminal.bind_console(slave_path)
+    from pyrunc import rootfs
+
+    if rootfs.has_mount_namespace(spec.config):   # else the mount would land in the host's
+        terminal.bind_console(slave_path)
     terminal.become_terminal_owner(slave)
 
 

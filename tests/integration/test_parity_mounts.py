@@ -10,6 +10,7 @@ its tmp_path and removed before it ends.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +94,52 @@ def test_recursive_atime_options_on_rbind(runtime, runc, bundle, cgroup_path, tr
         assert result.returncode != 0   # 1.1.5: mount_setattr EINVAL
     elif option != "rnorelatime":
         assert atime_of(mount_at(parse_mountinfo(result.stdout), "/mnt/sub")) == expected
+
+
+# --- rootfs shapes ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["proc", "sys"])
+def test_rootfs_whose_proc_or_sys_is_a_symlink_is_refused(runtime, runc, bundle, cgroup_path,
+                                                          where):
+    """runc: `filesystem "proc" must be mounted on ordinary directory` (the CVE-2019-19921
+    class: a symlink would move the mount elsewhere); nothing is left behind, nothing hangs."""
+    ours, theirs = both(runtime, runc, bundle, cgroup_path, "true")
+    for b in (ours, theirs):
+        target = b / "rootfs" / where
+        target.rmdir()
+        target.symlink_to("/tmp")
+    fstype = "proc" if where == "proc" else "sysfs"
+    words = f'filesystem "{fstype}" must be mounted on ordinary directory'
+    for rt, b in ((runtime, ours), (runc, theirs)):
+        result = rt("run", "-b", str(b), "ln", check=False, timeout=20)
+        assert result.returncode != 0 and words in result.stderr.replace('\\"', '"'), \
+            result.stderr
+    assert not (runtime.root / "ln").exists()
+    assert not any((ours / "rootfs" / "tmp").iterdir())
+
+
+def test_terminal_without_a_mount_namespace_gets_a_pty(runtime, bundle, tmp_path):
+    """runc 1.1.5 and 1.5 both fail here (`open /dev/ptmx` / `open /dev/pts/ptmx`: ENOENT): a
+    chrooted rootfs has no devpts. pyrunc allocates the pty from the host's devpts (which the
+    container shares, having no mount namespace) and mounts nothing on the host."""
+    from test_terminal_run import create_with_console, read_until_eof, wait_stopped
+
+    def edit(config: dict[str, Any]) -> None:
+        config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"]
+                                         if ns["type"] != "mount"]
+        for key in ("maskedPaths", "readonlyPaths"):
+            config["linux"].pop(key, None)
+        config["root"]["readonly"] = False
+
+    b = bundle("sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty", tty=True, edit=edit)
+    before = Path("/proc/self/mountinfo").read_text().count("\n")
+    _, master = create_with_console(runtime, b, "nomnt", tmp_path)
+    try:
+        runtime("start", "nomnt")
+        out = read_until_eof(master).decode()
+    finally:
+        os.close(master)
+    assert out.split() == ["on-a-tty"]
+    wait_stopped(runtime, "nomnt")
+    runtime("delete", "nomnt")
+    assert Path("/proc/self/mountinfo").read_text().count("\n") == before
