@@ -45,7 +45,6 @@ from pyrunc.linux.consts import (
 )
 from pyrunc.linux.syscalls import KernelError, describe_oserror, mount, mount_setattr, pivot_root, umount2
 from pyrunc.mountopts import (
-    LOCKED_FLAGS,
     MountOptions,
     UnsupportedMountOption,
     ms_flags_from_statvfs,
@@ -244,25 +243,12 @@ def _set_propagation(dest: str, flags: int, step: str) -> None:
         mount(None, target, None, flags, step=step)
 
 
-def _remount_bind(dest: str, flags: int, step: str) -> None:
-    """Change the flags of the bind mount at `dest` (MS_REMOUNT|MS_BIND only touches the flags).
+def _remount_bind(dest: str, flags: int, step: str, *, cleared: int = 0) -> None:
+    """Change the flags of the bind mount at `dest` (see `pyrunc.remount` for locked flags)."""
+    from pyrunc.remount import remount_bind
 
-    A mount inherited by a less privileged namespace has its ro/nosuid/nodev/noexec/atime flags
-    locked: the remount fails with EPERM unless it repeats them, so on EPERM it is retried with the
-    locked flags the mount currently has added.
-    """
-    flags |= MS_REMOUNT | MS_BIND
     with _opened(dest, step) as target:
-        try:
-            mount(None, target, None, flags, step=step)
-            return
-        except KernelError as exc:
-            if exc.errno != errno.EPERM:
-                raise
-        current = ms_flags_from_statvfs(os.statvfs(target).f_flag) & LOCKED_FLAGS
-        if flags & _ATIME_FLAGS:
-            current &= ~_ATIME_FLAGS
-        mount(None, target, None, flags | current, step=step)
+        remount_bind(target, flags, step, cleared=cleared)
 
 
 def _apply_propagation_and_attrs(dest: str, opts: MountOptions, what: str) -> None:
@@ -448,8 +434,10 @@ def mount_bind(m: Mount, opts: MountOptions, dest: str, *, delay_readonly: bool 
     flags = opts.behaviour_flags
     if delay_readonly:
         flags &= ~MS_RDONLY
-    if flags:
-        _remount_bind(dest, flags, f"remount {what} with its options")
+    # As runc: remount when any flag is asked for, set *or cleared* (`rw` alone on a read-only
+    # source means a writable bind).
+    if flags or opts.clear_flags:
+        _remount_bind(dest, flags, f"remount {what} with its options", cleared=opts.clear_flags)
     _apply_propagation_and_attrs(dest, opts, what)
 
 
@@ -833,17 +821,10 @@ def remount_delayed_readonly(config: Config) -> None:
 
 def _remount_readonly_in_place(path: str, flags: int, step: str) -> None:
     """MS_REMOUNT|MS_BIND changes only the mount's flags (allowed in a user namespace too, as long
-    as no locked flag is dropped: on EPERM the locked flags it has are added and it is retried)."""
-    flags |= MS_REMOUNT | MS_BIND | MS_RDONLY
-    try:
-        mount(None, path, None, flags, step=step)
-    except KernelError as exc:
-        if exc.errno != errno.EPERM:
-            raise
-        locked = ms_flags_from_statvfs(os.statvfs(path).f_flag) & LOCKED_FLAGS
-        if flags & _ATIME_FLAGS:
-            locked &= ~_ATIME_FLAGS
-        mount(None, path, None, flags | locked, step=step)
+    as no locked flag is dropped; see `pyrunc.remount`)."""
+    from pyrunc.remount import remount_bind
+
+    remount_bind(path, flags | MS_RDONLY, step)
 
 
 def make_root_readonly() -> None:

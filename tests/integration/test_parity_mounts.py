@@ -10,8 +10,11 @@ its tmp_path and removed before it ends.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import pytest
 from runc_compare import both, needs_runc, runc  # noqa: F401 - runc is a fixture
 from test_rootfs import mount_at, parse_mountinfo
 
-from pyrunc_testing import needs_root
+from pyrunc_testing import host_mounts_mentioning, make_bundle, needs_root
 
 pytestmark = [needs_root, needs_runc, pytest.mark.integration]
 
@@ -143,3 +146,89 @@ def test_terminal_without_a_mount_namespace_gets_a_pty(runtime, bundle, tmp_path
     wait_stopped(runtime, "nomnt")
     runtime("delete", "nomnt")
     assert Path("/proc/self/mountinfo").read_text().count("\n") == before
+
+
+# --- bind-mount flags on a source with flags of its own ---------------------------------------------
+
+USER_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory every user can traverse (pytest's tmp_path is 0700): for user namespaces."""
+    top = Path(tempfile.mkdtemp(prefix="pyrunc-parity-"))
+    top.chmod(0o755)
+    yield top
+    leaked = host_mounts_mentioning(str(top))
+    for line in leaked:
+        subprocess.run(["umount", "-l", line.split()[4]], check=False)
+    shutil.rmtree(top, ignore_errors=True)
+    assert not leaked, leaked
+
+
+@pytest.fixture
+def locked_source(open_dir: Path) -> Iterator[Path]:
+    """A tmpfs mounted ro,nosuid,nodev,noexec: in a user namespace all four are locked."""
+    src = open_dir / "locked"
+    src.mkdir()
+    with host_mount("-t", "tmpfs", "-o", "ro,nosuid,nodev,noexec,size=1m", "tmpfs", str(src)):
+        yield src
+
+
+def userns_bundle(open_dir: Path, cgroup_path: str, name: str, *args: str,
+                  mounts: list[dict[str, Any]], userns: bool) -> Path:
+    b = make_bundle(open_dir / name, list(args), cgroups_path=cgroup_path)
+    for m in mounts:   # the mapped root may not create them in a rootfs owned by the host's root
+        (b / "rootfs" / m["destination"].lstrip("/")).mkdir(exist_ok=True)
+    config = json.loads((b / "config.json").read_text())
+    config["mounts"].extend(mounts)
+    if userns:
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"]["uidMappings"] = USER_MAP
+        config["linux"]["gidMappings"] = USER_MAP
+    (b / "config.json").write_text(json.dumps(config))
+    return b
+
+
+FLAG_WORDS = ("ro", "nosuid", "nodev", "noexec")
+
+
+def flags_of(mount: Any) -> set[str]:
+    return {w for w in FLAG_WORDS if w in mount.options}
+
+
+@pytest.mark.parametrize("options, userns, expected", [
+    # No user namespace: nothing is locked; runc 1.5 sets exactly the asked flags (like
+    # `mount --bind -o`), so clearing one clears every flag the source had.
+    (["bind", "rw"], False, set()),
+    (["bind", "dev", "exec", "suid"], False, set()),
+    (["bind", "nosuid"], False, {"nosuid"}),
+    # A user namespace: the source's four flags are locked and kept.
+    (["bind", "nosuid"], True, {"ro", "nosuid", "nodev", "noexec"}),
+    (["bind"], True, {"ro", "nosuid", "nodev", "noexec"}),
+])
+def test_bind_flags_on_a_source_with_flags_follow_runc_1_5(runtime, open_dir, cgroup_path,
+                                                           locked_source, options, userns,
+                                                           expected):
+    """runc 1.5 (rootfs_linux.go, mountToRootfs "bind"): remount when any flag is set or
+    cleared; on failure retry with the locked flags re-applied. runc 1.1.5 ignores cleared-only
+    options, so it is not the reference here."""
+    b = userns_bundle(open_dir, cgroup_path, "b", "cat", "/proc/self/mountinfo", userns=userns,
+                      mounts=[{"destination": "/mnt", "type": "bind",
+                               "source": str(locked_source), "options": options}])
+    mounts = parse_mountinfo(runtime("run", "-b", str(b), "bf").stdout)
+    assert flags_of(mount_at(mounts, "/mnt")) == expected
+
+
+@pytest.mark.parametrize("options, locked", [(["bind", "rw"], "ro"), (["bind", "dev"], "nodev"),
+                                             (["bind", "nosuid", "exec"], "noexec")])
+def test_clearing_a_locked_flag_fails_naming_it(runtime, open_dir, cgroup_path, locked_source,
+                                                options, locked):
+    """runc 1.5: `cannot clear locked flags …` rather than a mount that is not what was asked."""
+    b = userns_bundle(open_dir, cgroup_path, "b", "true", userns=True,
+                      mounts=[{"destination": "/mnt", "type": "bind",
+                               "source": str(locked_source), "options": options}])
+    result = runtime("run", "-b", str(b), "cl", check=False)
+    assert result.returncode != 0
+    assert f"cannot clear locked flags {locked}" in result.stderr, result.stderr
+    assert not (runtime.root / "cl").exists()
