@@ -341,7 +341,7 @@ def prepare_rootfs(config: Config) -> None:
         return
     rootfs = os.path.realpath(config.root_path)
     stop_propagation_to_host(config)
-    make_rootfs_parent_private(rootfs)
+    make_rootfs_parent_private(rootfs, config.linux.rootfs_propagation)
     bind_rootfs_onto_itself(rootfs)
     for m in config.mounts:
         mount_entry(config, rootfs, m)
@@ -364,18 +364,22 @@ def stop_propagation_to_host(config: Config) -> None:
           step="set propagation of / in the container's mount namespace")
 
 
-def make_rootfs_parent_private(rootfs: str) -> None:
-    """Make the mount holding the rootfs private if it is shared or unbindable.
+def make_rootfs_parent_private(rootfs: str, propagation: str | None = None) -> None:
+    """Make the mount holding the rootfs private, or a slave when rootfsPropagation is one.
 
     pivot_root(2) refuses a new root whose parent mount is shared, and a bind mount under a shared
     mount would be copied into its peers (possibly the host's namespace). An unbindable parent
-    (rootfsPropagation "unbindable") cannot be bind-mounted at all (EINVAL); finish_rootfs applies
-    the requested propagation to the new "/" afterwards.
+    (rootfsPropagation "unbindable") cannot be bind-mounted at all (EINVAL). As runc 1.5 does,
+    this is done whatever the parent was, and with MS_SLAVE for "slave"/"rslave": the
+    container's "/" (a bind of it) then follows the host's mount, and shows `master:N`.
     """
+    flags = propagation_flags(propagation) if propagation else 0
+    kind = MS_SLAVE if flags & MS_SLAVE else MS_PRIVATE
     parent = _mount_containing(rootfs, read_mountinfo())
-    if parent is not None and (parent.is_shared or parent.is_unbindable):
-        mount(None, parent.mount_point, None, MS_PRIVATE,
-              step=f"make {parent.mount_point} (holding the rootfs) private")
+    if parent is not None:
+        mount(None, parent.mount_point, None, kind,
+              step=f"make {parent.mount_point} (holding the rootfs) "
+                   f"{'a slave' if kind == MS_SLAVE else 'private'}")
 
 
 def bind_rootfs_onto_itself(rootfs: str) -> None:
@@ -755,9 +759,12 @@ def finish_rootfs(config: Config) -> None:
     remount_delayed_readonly(config)
     if config.root_readonly:
         make_root_readonly()
-    if config.linux.rootfs_propagation:
-        mount(None, "/", None, propagation_flags(config.linux.rootfs_propagation),
-              step=f"set propagation of / to {config.linux.rootfs_propagation}")
+    propagation = config.linux.rootfs_propagation
+    # (r)private and (r)slave were applied to the parent mount before the rootfs was bound
+    # (runc 1.5 skips them here too); shared and unbindable only make sense on the new "/".
+    if propagation and not propagation_flags(propagation) & (MS_PRIVATE | MS_SLAVE):
+        mount(None, "/", None, propagation_flags(propagation),
+              step=f"set propagation of / to {propagation}")
 
 
 def write_sysctls(sysctl: dict[str, str]) -> None:

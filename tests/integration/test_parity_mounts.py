@@ -232,3 +232,51 @@ def test_clearing_a_locked_flag_fails_naming_it(runtime, open_dir, cgroup_path, 
     assert result.returncode != 0
     assert f"cannot clear locked flags {locked}" in result.stderr, result.stderr
     assert not (runtime.root / "cl").exists()
+
+
+# --- rootfsPropagation --------------------------------------------------------------------------------
+
+@pytest.fixture
+def shared_bundle_dir(open_dir: Path) -> Iterator[Path]:
+    """A directory on a host mount of its own that is shared (the host's / here is private)."""
+    top = open_dir / "shared"
+    top.mkdir()
+    with host_mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", str(top)):
+        subprocess.run(["mount", "--make-shared", str(top)], check=True)
+        yield top
+
+
+def _root_propagation(mounts: list[Any]) -> set[str]:
+    return {f.split(":")[0] for f in mount_at(mounts, "/").optional}
+
+
+#: runc 1.5 (prepareRoot, rootfsParentMountPropagation, and the step after pivot_root): the
+#: mount holding the rootfs becomes a slave for (r)slave and private otherwise, before the
+#: rootfs is bound; shared and unbindable are applied to the new "/" afterwards.
+ROOT_PROPAGATION = {None: set(), "private": set(), "rprivate": set(), "slave": {"master"},
+                    "rslave": {"master"}, "shared": {"shared"}, "rshared": {"shared"}}
+
+
+@pytest.mark.parametrize("propagation", list(ROOT_PROPAGATION), ids=str)
+def test_root_propagation_on_a_shared_host_mount_is_runc_1_5s(runtime, runc, cgroup_path,
+                                                              shared_bundle_dir, propagation):
+    """runc 1.1.5 agrees for rslave and (r)private; it makes the parent private only when it
+    is shared and never applies `shared` after pivot_root, so it is not the reference for the
+    others."""
+    def bundle_for(name: str, cgroups: str) -> Path:
+        b = make_bundle(shared_bundle_dir / name, ["cat", "/proc/self/mountinfo"],
+                        cgroups_path=cgroups)
+        config = json.loads((b / "config.json").read_text())
+        if propagation:
+            config["linux"]["rootfsPropagation"] = propagation
+        (b / "config.json").write_text(json.dumps(config))
+        return b
+
+    ours = run_mountinfo(runtime, bundle_for("ours", cgroup_path), "rp")
+    assert _root_propagation(ours) == ROOT_PROPAGATION[propagation]
+    if propagation in ("rslave", "private", "rprivate"):
+        theirs = run_mountinfo(runc, bundle_for("theirs", cgroup_path + "-runc"), "rp")
+        assert _root_propagation(theirs) == _root_propagation(ours)
+    # Nothing the containers mounted reached the host through the shared mount.
+    assert not [line for line in host_mounts_mentioning(str(shared_bundle_dir))
+                if line.split()[4] != str(shared_bundle_dir)]
