@@ -51,6 +51,7 @@ from pyrunc.mountopts import (
     parse_mount_options,
     propagation_flags,
 )
+from pyrunc.remount import remount_bind
 from pyrunc.spec.model import Config, Mount
 
 #: How many symlinks `secure_join` follows before giving up (ELOOP), like the kernel's 40 but for a
@@ -245,8 +246,6 @@ def _set_propagation(dest: str, flags: int, step: str) -> None:
 
 def _remount_bind(dest: str, flags: int, step: str, *, cleared: int = 0) -> None:
     """Change the flags of the bind mount at `dest` (see `pyrunc.remount` for locked flags)."""
-    from pyrunc.remount import remount_bind
-
     with _opened(dest, step) as target:
         remount_bind(target, flags, step, cleared=cleared)
 
@@ -829,8 +828,6 @@ def remount_delayed_readonly(config: Config) -> None:
 def _remount_readonly_in_place(path: str, flags: int, step: str) -> None:
     """MS_REMOUNT|MS_BIND changes only the mount's flags (allowed in a user namespace too, as long
     as no locked flag is dropped; see `pyrunc.remount`)."""
-    from pyrunc.remount import remount_bind
-
     remount_bind(path, flags | MS_RDONLY, step)
 
 
