@@ -22,7 +22,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from pyrunc import devices, log
@@ -334,16 +334,27 @@ def has_mount_namespace(config: Config) -> bool:
     return config.linux.namespace("mount") is not None
 
 
-def prepare_rootfs(config: Config) -> None:
-    """Set up every mount inside the rootfs and populate /dev; runs before createRuntime hooks."""
+#: Opens a bind source from the host side, returning an O_PATH fd (see process/mountsource.py).
+SourceOpener = Callable[[str], int]
+
+
+def prepare_rootfs(config: Config, request_source: SourceOpener | None = None) -> None:
+    """Set up every mount inside the rootfs and populate /dev; runs before createRuntime hooks.
+
+    Mounts are made in the config's order, each bind source looked up at its turn (so a
+    source inside the rootfs sees what earlier entries mounted). `request_source` is how a bind
+    source the init cannot look up (a user namespace's root facing a 0700 host directory) is
+    opened by the runtime instead.
+    """
     if not has_mount_namespace(config):
         return
     rootfs = os.path.realpath(config.root_path)
     stop_propagation_to_host(config)
     make_rootfs_parent_private(rootfs, config.linux.rootfs_propagation)
     bind_rootfs_onto_itself(rootfs)
+    opener = request_source if devices.in_user_namespace(config) else None
     for m in config.mounts:
-        mount_entry(config, rootfs, m)
+        mount_entry(config, rootfs, m, request_source=opener)
     if needs_dev_setup(config):
         devices.create_devices(rootfs, devices.devices_for(config),
                                bind=devices.in_user_namespace(config))
@@ -397,7 +408,8 @@ def _delays_readonly(m: Mount) -> bool:
     return m.type == "tmpfs" or os.path.normpath(m.destination) == "/dev"
 
 
-def mount_entry(config: Config, rootfs: str, m: Mount) -> None:
+def mount_entry(config: Config, rootfs: str, m: Mount, *,
+                request_source: SourceOpener | None = None) -> None:
     """Mount one config.json `mounts` entry inside `rootfs`."""
     what = f"{m.type or 'bind'} on {m.destination}"
     try:
@@ -409,7 +421,8 @@ def mount_entry(config: Config, rootfs: str, m: Mount) -> None:
     dest = secure_join(rootfs, m.destination)
     _check_proc_destination(rootfs, dest, m)
     if m.is_bind or opts.is_bind:
-        mount_bind(m, opts, dest, delay_readonly=_delays_readonly(m))
+        mount_bind(m, opts, dest, delay_readonly=_delays_readonly(m),
+                   request_source=request_source)
     elif m.type in ("cgroup", "cgroup2"):
         mount_cgroup(config, rootfs, m, opts, dest)
     elif m.type is None:
@@ -419,21 +432,32 @@ def mount_entry(config: Config, rootfs: str, m: Mount) -> None:
 
 
 def mount_bind(m: Mount, opts: MountOptions, dest: str, *, delay_readonly: bool = False,
-               source: str | None = None) -> None:
-    """Bind (or rbind) a host path, then remount for the flags a bind cannot set at once."""
+               source: str | None = None, request_source: SourceOpener | None = None) -> None:
+    """Bind (or rbind) a host path, then remount for the flags a bind cannot set at once.
+
+    When the source cannot be looked up here and `request_source` is given, the runtime opens
+    it and the bind is made from that fd (/proc/self/fd/N needs no search permission).
+    """
     src = os.path.abspath(source or m.source or "")
     what = f"bind {src} on {m.destination}"
+    fd: int | None = None
     try:
-        src_is_dir = os.path.isdir(src) if os.path.exists(src) else None
+        st = os.stat(src)
     except OSError as exc:
-        raise describe_oserror(exc, f"look up bind source {src}")
-    if src_is_dir is None:
-        raise KernelError(errno.ENOENT, f"mount {what}: source does not exist", src)
-    if src_is_dir:
-        _mkdir(dest, what)
-    elif not os.path.lexists(dest):
-        _touch(dest, what)
-    _mount_at(src, dest, None, MS_BIND | (opts.flags & MS_REC), None, f"mount {what}")
+        if request_source is None:
+            raise _missing_source(exc, what, src) from None
+        fd = request_source(src)
+        st = os.fstat(fd)
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            _mkdir(dest, what)
+        elif not os.path.lexists(dest):
+            _touch(dest, what)
+        mount_source = src if fd is None else f"/proc/self/fd/{fd}"
+        _mount_at(mount_source, dest, None, MS_BIND | (opts.flags & MS_REC), None, f"mount {what}")
+    finally:
+        if fd is not None:
+            os.close(fd)
     flags = opts.behaviour_flags
     if delay_readonly:
         flags &= ~MS_RDONLY
@@ -442,6 +466,12 @@ def mount_bind(m: Mount, opts: MountOptions, dest: str, *, delay_readonly: bool 
     if flags or opts.clear_flags:
         _remount_bind(dest, flags, f"remount {what} with its options", cleared=opts.clear_flags)
     _apply_propagation_and_attrs(dest, opts, what)
+
+
+def _missing_source(exc: OSError, what: str, src: str) -> KernelError:
+    if exc.errno == errno.ENOENT:
+        return KernelError(errno.ENOENT, f"mount {what}: source does not exist", src)
+    return KernelError(exc.errno or errno.EIO, f"mount {what}: look up the source", src)
 
 
 def mount_filesystem(config: Config, m: Mount, opts: MountOptions, dest: str) -> None:

@@ -111,7 +111,9 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         step = steps.enter("prepare rootfs")
         from pyrunc import rootfs
 
-        rootfs.prepare_rootfs(config)
+        from pyrunc.process import mountsource
+
+        rootfs.prepare_rootfs(config, request_source=lambda src: mountsource.request(chan, src))
 
         step = steps.enter("run createRuntime hooks")
         chan.send(sync.RUN_HOOKS)

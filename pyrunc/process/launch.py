@@ -79,9 +79,8 @@ class Launch:
 
     def _converse(self, chan: sync.SyncChannel, on_init_pid: Callable[[int], None],
                   run_runtime_hooks: Callable[[int], dict[str, Any]]) -> None:
-        from pyrunc import namespaces
-
-        from pyrunc import log
+        from pyrunc import log, namespaces
+        from pyrunc.process import mountsource
 
         log.debug("runtime: move the intermediate into the container's cgroup",
                   pid=self.intermediate_pid)
@@ -93,6 +92,9 @@ class Launch:
                 raise
             log.warning(f"rootless: not joining a cgroup: {exc}")
         chan.send(sync.CGROUP_JOINED)
+        # A mount source request from the init may overtake the intermediate's INIT_PID: it
+        # waits until the init's pid (and so its mount namespace) is known.
+        pending_sources: list[str] = []
         while True:
             try:
                 msg = chan.recv()
@@ -110,6 +112,14 @@ class Launch:
                 _reap(self.intermediate_pid)
                 self.intermediate_pid = 0
                 on_init_pid(self.init_pid)
+                for source in pending_sources:
+                    mountsource.serve(chan, self.init_pid, source)
+                pending_sources.clear()
+            elif kind == sync.MOUNT_SOURCE_REQUEST:
+                if self.init_pid:
+                    mountsource.serve(chan, self.init_pid, str(msg["source"]))
+                else:
+                    pending_sources.append(str(msg["source"]))
             elif kind == sync.RUN_HOOKS:
                 state = run_runtime_hooks(self.init_pid)
                 chan.send(sync.HOOKS_DONE, state=state)

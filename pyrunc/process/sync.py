@@ -9,6 +9,7 @@ died (it then exits instead of waiting forever).
 from __future__ import annotations
 
 import json
+import os
 import select
 import socket
 from typing import Any
@@ -20,6 +21,8 @@ IDMAP_DONE = "idmap-done"            # runtime -> intermediate
 INIT_PID = "init-pid"                # intermediate -> runtime: the init's host pid
 RUN_HOOKS = "run-hooks"              # init -> runtime: mounts done, run prestart/createRuntime
 HOOKS_DONE = "hooks-done"            # runtime -> init: carries the state for createContainer
+MOUNT_SOURCE_REQUEST = "mount-source-request"  # init -> runtime: open this bind source for me
+MOUNT_SOURCE = "mount-source"        # runtime -> init: the O_PATH fd (SCM_RIGHTS) or an errno
 READY = "ready"                      # init -> runtime: parked, waiting for `start`
 ERROR = "error"                      # child -> runtime: {"message": "..."}
 
@@ -42,6 +45,20 @@ class SyncChannel:
 
     def send(self, kind: str, **data: Any) -> None:
         self.sock.send(json.dumps({"type": kind, **data}).encode())
+
+    def send_with_fd(self, kind: str, fd: int, **data: Any) -> None:
+        """One message carrying one file descriptor (SCM_RIGHTS)."""
+        socket.send_fds(self.sock, [json.dumps({"type": kind, **data}).encode()], [fd])
+
+    def recv_with_fd(self) -> tuple[dict[str, Any], int | None]:
+        """One message and the fd it carries, if any (received close-on-exec)."""
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 1,
+                                                   socket.MSG_CMSG_CLOEXEC)
+        if not data:
+            raise ChannelClosed()
+        for extra in fds[1:]:
+            os.close(extra)
+        return json.loads(data), (fds[0] if fds else None)
 
     def recv(self, timeout: float | None = None) -> dict[str, Any]:
         if timeout is not None:

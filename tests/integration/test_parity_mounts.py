@@ -280,3 +280,74 @@ def test_root_propagation_on_a_shared_host_mount_is_runc_1_5s(runtime, runc, cgr
     # Nothing the containers mounted reached the host through the shared mount.
     assert not [line for line in host_mounts_mentioning(str(shared_bundle_dir))
                 if line.split()[4] != str(shared_bundle_dir)]
+
+
+# --- mount order and bind sources the container's root cannot reach ---------------------------------
+
+def test_bind_sources_are_looked_up_at_their_turn_in_config_order(runtime, runc, bundle,
+                                                                  cgroup_path, tmp_path):
+    """A source inside the rootfs sees what earlier entries mounted (a tmpfs, a bind)."""
+    host_dir = tmp_path / "hostdir"
+    (host_dir / "sub").mkdir(parents=True)
+    (host_dir / "sub" / "from-host").write_text("")
+
+    def edit_for(b: Path) -> None:
+        config = json.loads((b / "config.json").read_text())
+        rootfs = b / "rootfs"
+        (rootfs / "data").mkdir()
+        (rootfs / "data" / "hidden-by-tmpfs").write_text("")
+        config["mounts"] += [
+            {"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
+            {"destination": "/copy", "type": "bind", "source": str(rootfs / "data"),
+             "options": ["rbind"]},
+            {"destination": "/data", "type": "bind", "source": str(host_dir), "options": ["rbind"]},
+            {"destination": "/sub", "type": "bind", "source": str(rootfs / "data" / "sub"),
+             "options": ["rbind"]},
+        ]
+        (b / "config.json").write_text(json.dumps(config))
+
+    ours, theirs = both(runtime, runc, bundle, cgroup_path, "sh", "-c", "ls -A /copy; ls /sub")
+    outputs = []
+    for rt, b in ((runtime, ours), (runc, theirs)):
+        edit_for(b)
+        outputs.append(rt("run", "-b", str(b), "order").stdout)
+    assert outputs[0] == outputs[1] == "from-host\n"
+
+
+@pytest.fixture
+def unreachable_source(open_dir: Path) -> Iterator[Path]:
+    """open_dir/private (0700, root's) / data: a user namespace's root cannot look it up."""
+    private = open_dir / "private"
+    (private / "data").mkdir(parents=True)
+    (private / "data" / "file").write_text("content\n")
+    private.chmod(0o700)
+    yield private / "data"
+
+
+@pytest.mark.parametrize("options", [["rbind"], ["bind", "ro"]])
+def test_bind_source_the_mapped_root_cannot_reach_is_opened_by_the_runtime(
+        runtime, runc, open_dir, cgroup_path, unreachable_source, options):
+    """runc 1.5 (setupAndMountToRootfs → procMountPlease): the runtime opens the source in the
+    container's mount namespace and the init mounts the fd. runc 1.1.5 opened such sources
+    before joining the user namespace, with the same result."""
+    mounts = [{"destination": "/mnt", "type": "bind", "source": str(unreachable_source),
+               "options": options}]
+    args = ("sh", "-c", "cat /mnt/file; touch /mnt/new 2>/dev/null && echo rw || echo ro")
+    ours = userns_bundle(open_dir, cgroup_path, "ours", *args, mounts=mounts, userns=True)
+    theirs = userns_bundle(open_dir, cgroup_path + "-runc", "theirs", *args, mounts=mounts,
+                           userns=True)
+    out = runtime("run", "-b", str(ours), "un").stdout
+    assert out.splitlines()[0] == "content"
+    assert runc("run", "-b", str(theirs), "un").stdout == out
+
+
+def test_bind_source_missing_for_everyone_still_fails_naming_it(runtime, open_dir, cgroup_path,
+                                                               unreachable_source):
+    missing = unreachable_source / "absent"
+    mounts = [{"destination": "/mnt", "type": "bind", "source": str(missing),
+               "options": ["rbind"]}]
+    b = userns_bundle(open_dir, cgroup_path, "b", "true", mounts=mounts, userns=True)
+    result = runtime("run", "-b", str(b), "miss", check=False)
+    assert result.returncode == 1
+    assert str(missing) in result.stderr and "ENOENT" in result.stderr, result.stderr
+    assert not (runtime.root / "miss").exists()
