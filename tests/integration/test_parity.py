@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from runc_compare import both, needs_runc, runc  # noqa: F401 - runc is a fixture
 
-from pyrunc_testing import needs_root
+from pyrunc_testing import needs_root, reap_children
 
 pytestmark = [needs_root, needs_runc, pytest.mark.integration]
 
@@ -206,3 +207,26 @@ def test_ambient_capability_that_cannot_be_raised_is_a_warning(runtime, bundle, 
         "can't raise ambient capability CAP_CHOWN: operation not permitted"]
     assert records[[r["msg"] for r in records].index(
         "can't raise ambient capability CAP_CHOWN: operation not permitted")]["level"] == "warning"
+
+
+def test_words_containerd_matches_are_runcs(runtime, runc, bundle, cgroup_path):
+    """The shim matches "does not exist" (state, delete, kill of an unknown id) and
+    "container not running" (kill of a stopped container) in the combined output."""
+    for rt in (runtime, runc):
+        for args in (["state", "ghost"], ["delete", "ghost"], ["kill", "ghost", "9"]):
+            result = rt(*args, check=False)
+            assert result.returncode == 1 and "does not exist" in result.stderr, (args,
+                                                                                 result.stderr)
+    ours, theirs = both(runtime, runc, bundle, cgroup_path, "true")
+    for rt, b in ((runtime, ours), (runc, theirs)):
+        rt("create", "-b", str(b), "done")
+        rt("start", "done")
+        for _ in range(200):
+            if rt("state", "done").stdout.count('"stopped"'):
+                break
+            reap_children()
+            time.sleep(0.01)
+        result = rt("kill", "done", "15", check=False)
+        assert result.returncode == 1 and "container not running" in result.stderr, \
+            result.stderr
+        rt("delete", "done")
