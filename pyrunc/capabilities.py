@@ -19,7 +19,6 @@ does since 1.0; they never make the container fail.
 from __future__ import annotations
 
 import errno
-
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
