@@ -150,11 +150,11 @@ def _supported(names_: Iterable[str], dropped: set[str]) -> int:
     return result
 
 
-def _warn_dropped(dropped: Iterable[str], why: str, *, quiet: bool = False) -> None:
+def _warn_dropped(dropped: Iterable[str], why: str) -> None:
     if dropped:
         from pyrunc import log
-        (log.debug if quiet else log.warning)(
-            f"ignoring {why} capabilities: {', '.join(sorted(dropped))}")
+
+        log.warning(f"ignoring {why} capabilities: {', '.join(sorted(dropped))}")
 
 
 def bounding_set() -> int:
