@@ -230,3 +230,14 @@ def test_words_containerd_matches_are_runcs(runtime, runc, bundle, cgroup_path):
         assert result.returncode == 1 and "container not running" in result.stderr, \
             result.stderr
         rt("delete", "done")
+
+
+def test_null_inside_an_array_is_still_refused_saying_what_was_expected(runtime, bundle):
+    def edit(config: dict[str, Any]) -> None:
+        config["mounts"].append(None)
+
+    b = bundle("true", edit=edit)
+    result = runtime("create", "-b", str(b), "bad", check=False)
+    assert result.returncode == 1
+    index = len(json.loads((b / "config.json").read_text())["mounts"]) - 1
+    assert f"/mounts/{index}: expected object, got null" in result.stderr, result.stderr
