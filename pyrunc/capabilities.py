@@ -18,6 +18,7 @@ does since 1.0; they never make the container fail.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -149,11 +150,11 @@ def _supported(names_: Iterable[str], dropped: set[str]) -> int:
     return result
 
 
-def _warn_dropped(dropped: Iterable[str], why: str, *, quiet: bool = False) -> None:
+def _warn_dropped(dropped: Iterable[str], why: str) -> None:
     if dropped:
         from pyrunc import log
-        (log.debug if quiet else log.warning)(
-            f"ignoring {why} capabilities: {', '.join(sorted(dropped))}")
+
+        log.warning(f"ignoring {why} capabilities: {', '.join(sorted(dropped))}")
 
 
 def bounding_set() -> int:
@@ -213,16 +214,30 @@ def apply_capabilities(caps: Capabilities | None) -> None:
     _warn_dropped(names(lost), "unavailable")
 
     syscalls.capset(effective, permitted, inheritable)
-    _set_ambient(ambient & permitted & inheritable)
-    _warn_dropped(names(ambient & ~(permitted & inheritable)), "ambient (not permitted and inheritable)",
-                  # The kernel's own rule, hit by every default spec (runc's too): no warning.
-                  quiet=True)
+    _set_ambient(ambient)
 
 
 def _set_ambient(ambient: int) -> None:
-    """Clear the ambient set, then raise each capability of `ambient` in it."""
-    syscalls.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, step="clear the ambient capabilities")
+    """Clear the ambient set, then raise each capability of `ambient` in it.
+
+    As runc 1.5 does, a capability the kernel will not raise (it must be both permitted and
+    inheritable) is a warning, ``can't raise ambient capability CAP_X: operation not
+    permitted``, not a failure; EINVAL on the clear means a kernel without ambient sets.
+    """
+    from pyrunc import log
+
+    try:
+        syscalls.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL,
+                       step="clear the ambient capabilities")
+    except syscalls.KernelError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
     for cap in range(ambient.bit_length()):
         if ambient >> cap & 1:
-            syscalls.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap,
-                           step=f"raise {name_of(cap)} in the ambient set")
+            try:
+                syscalls.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap,
+                               step=f"raise {name_of(cap)} in the ambient set")
+            except syscalls.KernelError as exc:
+                reason = exc.strerror or ""
+                log.warning(f"can't raise ambient capability {name_of(cap)}: "
+                            f"{reason[:1].lower()}{reason[1:]}")

@@ -1,9 +1,15 @@
 """OCI lifecycle hooks: run each configured program with the container's state on its stdin.
 
-Per the runtime-spec a hook is execve(path, args, env) — `args[0]` is argv[0], and the environment
-is exactly `env`, nothing inherited — and it is given the spec's state JSON on stdin. A hook that
-exits non-zero, cannot be started, or outlives its `timeout` fails its phase; the hooks of a phase
-run in order and the first failure stops them.
+Per the runtime-spec a hook is execve(path, args, env) — `args[0]` is argv[0] — and it is given the
+spec's state JSON on stdin. A hook that exits non-zero, cannot be started, or outlives its
+`timeout` fails its phase; the hooks of a phase run in order and the first failure stops them.
+
+The environment follows runc (Go's exec.Cmd): a hook that names an `env` gets exactly that; one
+without `env` (absent or null) gets the runtime's own environment; `"env": []` is an empty one.
+startContainer hooks are the exception: with no or an empty `env` they get the environment the
+container's program will get (runc calls that a de facto historical behaviour it keeps).
+Failures read as runc 1.5 words them, `error running <phase> hook #<index>: <reason>`, since
+callers and test suites match that text.
 
 The hook's stdin, stdout and stderr are anonymous memory files rather than the runtime's own:
 containerd and podman read the runtime's stdout to EOF, so a hook (or a daemon it leaves behind)
@@ -26,13 +32,15 @@ _OUTPUT_LIMIT = 64 * 1024
 
 
 class HookError(RuntimeError):
-    """A hook that failed; `str()` is one line, `<phase> hook <path> failed: <reason>`."""
+    """A hook that failed; `str()` is one line, `error running <phase> hook #<index>: <reason>`
+    (`index` counts from 0 within the phase, as runc counts)."""
 
-    def __init__(self, phase: str, path: str, reason: str) -> None:
-        super().__init__(f"{phase} hook {path} failed: {reason}")
+    def __init__(self, phase: str, path: str, reason: str, index: int = 0) -> None:
+        super().__init__(f"error running {phase} hook #{index}: {reason}")
         self.phase = phase
         self.path = path
         self.reason = reason
+        self.index = index
 
 
 def preload() -> None:
@@ -42,20 +50,37 @@ def preload() -> None:
     import subprocess  # noqa: F401
 
 
-def run_hooks(phase: str, hooks: Sequence[Hook], state: dict[str, Any]) -> None:
+def run_hooks(phase: str, hooks: Sequence[Hook], state: dict[str, Any], *,
+              default_env: Sequence[str] | None = None, first_index: int = 0) -> None:
     """Run `hooks` of lifecycle `phase` in order, each with `state` as JSON on stdin.
 
-    Raises HookError for the first hook that fails; the later ones are not run.
+    `default_env` is what a hook without an `env` of its own gets (None: the runtime's
+    environment); `first_index` numbers the first hook in errors, for callers that run a phase's
+    hooks one at a time. Raises HookError for the first hook that fails; the later ones are not
+    run.
     """
     if not hooks:
         return
     import json
     payload = json.dumps(state, separators=(",", ":")).encode()
-    for hook in hooks:
-        run_hook(phase, hook, payload)
+    for index, hook in enumerate(hooks, first_index):
+        run_hook(phase, hook, payload, index=index, default_env=default_env)
 
 
-def run_hook(phase: str, hook: Hook, payload: bytes) -> None:
+def hook_environment(phase: str, hook: Hook,
+                     default_env: Sequence[str] | None = None) -> dict[str, str]:
+    """The environment `hook` runs with (see the module docstring for runc's rules)."""
+    if phase == "startContainer" and not hook.env and default_env is not None:
+        return _environment(default_env)
+    if hook.env is not None:
+        return _environment(hook.env)
+    if default_env is not None:
+        return _environment(default_env)
+    return dict(os.environ)
+
+
+def run_hook(phase: str, hook: Hook, payload: bytes, *, index: int = 0,
+             default_env: Sequence[str] | None = None) -> None:
     """Start one hook, wait for it (killing it after `hook.timeout` seconds), check its status."""
     import subprocess
 
@@ -65,12 +90,13 @@ def run_hook(phase: str, hook: Hook, payload: bytes) -> None:
     try:
         try:
             proc = subprocess.Popen(
-                list(hook.args) or [hook.path], executable=hook.path, env=_environment(hook.env),
+                list(hook.args) or [hook.path], executable=hook.path,
+                env=hook_environment(phase, hook, default_env),
                 stdin=stdin, stdout=stdout, stderr=stderr, close_fds=True,
                 # Its own process group, so a timeout also kills what the hook started.
                 process_group=0)
         except OSError as exc:
-            raise HookError(phase, hook.path, _start_failure(exc)) from exc
+            raise HookError(phase, hook.path, _start_failure(hook.path, exc), index) from exc
         timed_out = _wait(proc, hook.timeout)
         out, err = _read_back(stdout), _read_back(stderr)
     finally:
@@ -78,9 +104,10 @@ def run_hook(phase: str, hook: Hook, payload: bytes) -> None:
             os.close(fd)
     _log_output(phase, hook.path, out, err)
     if timed_out:
-        raise HookError(phase, hook.path, f"timed out after {hook.timeout} s")
+        raise HookError(phase, hook.path,
+                        f"hook ran past specified timeout of {float(hook.timeout or 0):.1f}s", index)
     if proc.returncode != 0:
-        raise HookError(phase, hook.path, _exit_reason(proc.returncode, err))
+        raise HookError(phase, hook.path, _exit_reason(proc.returncode, out, err), index)
 
 
 def _environment(env: Sequence[str]) -> dict[str, str]:
@@ -124,25 +151,28 @@ def _wait(proc: Any, timeout: int | None) -> bool:
         return True
 
 
-def _start_failure(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "not found"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return (exc.strerror or str(exc)).lower()
+def _start_failure(path: str, exc: OSError) -> str:
+    """Go's wording for a failed start: ``fork/exec <path>: no such file or directory``."""
+    reason = exc.strerror or str(exc)
+    return f"fork/exec {path}: {reason[:1].lower()}{reason[1:]}"
 
 
-def _exit_reason(returncode: int, stderr: str) -> str:
+def _one_line(text: str) -> str:
+    return " ".join(text.strip().splitlines())
+
+
+def _exit_reason(returncode: int, stdout: str, stderr: str) -> str:
+    """``exit status 3, stdout: …, stderr: …`` (or ``signal: killed``), as runc reports it."""
     if returncode < 0:
         import signal
         try:
-            reason = f"killed by signal {signal.Signals(-returncode).name}"
+            name = (signal.strsignal(-returncode) or "").lower()
         except ValueError:
-            reason = f"killed by signal {-returncode}"
+            name = ""
+        reason = f"signal: {name or -returncode}"
     else:
         reason = f"exit status {returncode}"
-    first = next((line.strip() for line in stderr.splitlines() if line.strip()), "")
-    return f"{reason}: {first}" if first else reason
+    return f"{reason}, stdout: {_one_line(stdout)}, stderr: {_one_line(stderr)}"
 
 
 def _log_output(phase: str, path: str, out: str, err: str) -> None:

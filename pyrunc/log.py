@@ -30,6 +30,7 @@ class _Config:
     fmt: str = "text"
     level: int = _LEVELS["info"]
     fd: int | None = None
+    records_on_stderr: bool = False   # --debug without --log: whole records, as runc's
 
 
 _config = _Config()
@@ -42,6 +43,9 @@ def configure(path: str | None, fmt: str = "text", debug: bool = False,
     Without a log file, records go to stderr. When stderr is not a terminal (conmon, the shim,
     a script) it is often the *container's* stderr, and a successful command must print
     nothing there: then only errors are written, unless --debug asks for everything.
+    With --debug and no log file, every record goes to stderr in the record format
+    (``time="…" level=debug msg="…"``, or JSON with --log-format json), as runc writes them,
+    whether stderr is a terminal or not.
     """
     if fmt not in ("text", "json"):
         raise ValueError(f"invalid log format {fmt!r}: must be text or json")
@@ -50,6 +54,7 @@ def configure(path: str | None, fmt: str = "text", debug: bool = False,
     if not path and not debug and not stderr_is_a_person:
         _config.level = _LEVELS["error"]
     _config.path = path
+    _config.records_on_stderr = debug and not path
     if path:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_SYNC | os.O_CLOEXEC, 0o644)
         _config.fd = _out_of_the_way(fd)
@@ -105,7 +110,7 @@ def _format(level: str, msg: str, fields: dict[str, Any]) -> str:
 def _write(level: str, msg: str, fields: dict[str, Any]) -> None:
     if _LEVELS[level] < _config.level:
         return
-    if _config.fd is None and _config.fmt == "text":
+    if _config.fd is None and _config.fmt == "text" and not _config.records_on_stderr:
         # A person at a terminal: one plain line, no timestamps.
         prefix = "pyrunc: " if level == "error" else f"pyrunc: {level}: "
         extra = "".join(f" {k}={v}" for k, v in fields.items())

@@ -218,14 +218,20 @@ def parse_mount_options(options: Iterable[str]) -> MountOptions:
         elif option in PROPAGATION_FLAGS:
             propagation.append(PROPAGATION_FLAGS[option])
         elif option in _RECURSIVE_OPTIONS:
+            # runc 1.5's mapping: a later option undoes an earlier one, and every access-time
+            # option (setting or clearing one) replaces the whole three-valued access-time
+            # field, which mount_setattr(2) only changes when MOUNT_ATTR__ATIME is in attr_clr
+            # (a partial mask there is EINVAL). So `ratime` and `rnostrictatime` end up as
+            # relatime (MOUNT_ATTR_RELATIME is 0), as the kernel's default is.
             clears, attr = _RECURSIVE_OPTIONS[option]
             if clears:
                 attr_clr |= attr
+                attr_set &= ~attr
             else:
                 attr_set |= attr
-                if attr in _ATIME_ATTRS:
-                    # mount_setattr(2) sets the access-time mode only if the old one is cleared.
-                    attr_clr |= _MOUNT_ATTR_ATIME_MASK
+                attr_clr &= ~attr
+            if attr in _ATIME_ATTRS:
+                attr_clr |= _MOUNT_ATTR_ATIME_MASK
         elif option == "tmpcopyup":
             copy_up = True
         elif option:

@@ -22,7 +22,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from pyrunc import devices, log
@@ -45,13 +45,13 @@ from pyrunc.linux.consts import (
 )
 from pyrunc.linux.syscalls import KernelError, describe_oserror, mount, mount_setattr, pivot_root, umount2
 from pyrunc.mountopts import (
-    LOCKED_FLAGS,
     MountOptions,
     UnsupportedMountOption,
     ms_flags_from_statvfs,
     parse_mount_options,
     propagation_flags,
 )
+from pyrunc.remount import remount_bind
 from pyrunc.spec.model import Config, Mount
 
 #: How many symlinks `secure_join` follows before giving up (ELOOP), like the kernel's 40 but for a
@@ -244,25 +244,10 @@ def _set_propagation(dest: str, flags: int, step: str) -> None:
         mount(None, target, None, flags, step=step)
 
 
-def _remount_bind(dest: str, flags: int, step: str) -> None:
-    """Change the flags of the bind mount at `dest` (MS_REMOUNT|MS_BIND only touches the flags).
-
-    A mount inherited by a less privileged namespace has its ro/nosuid/nodev/noexec/atime flags
-    locked: the remount fails with EPERM unless it repeats them, so on EPERM it is retried with the
-    locked flags the mount currently has added.
-    """
-    flags |= MS_REMOUNT | MS_BIND
+def _remount_bind(dest: str, flags: int, step: str, *, cleared: int = 0) -> None:
+    """Change the flags of the bind mount at `dest` (see `pyrunc.remount` for locked flags)."""
     with _opened(dest, step) as target:
-        try:
-            mount(None, target, None, flags, step=step)
-            return
-        except KernelError as exc:
-            if exc.errno != errno.EPERM:
-                raise
-        current = ms_flags_from_statvfs(os.statvfs(target).f_flag) & LOCKED_FLAGS
-        if flags & _ATIME_FLAGS:
-            current &= ~_ATIME_FLAGS
-        mount(None, target, None, flags | current, step=step)
+        remount_bind(target, flags, step, cleared=cleared)
 
 
 def _apply_propagation_and_attrs(dest: str, opts: MountOptions, what: str) -> None:
@@ -295,15 +280,22 @@ def _touch(path: str, what: str) -> None:
         raise describe_oserror(exc, f"create mount point for {what}")
 
 
-def _require_directory_or_absent(dest: str, m: Mount) -> None:
-    """Refuse to mount proc/sysfs over a file or through a symlink: it must land on a directory."""
+def _require_directory_or_absent(rootfs: str, m: Mount) -> None:
+    """Refuse to mount proc/sysfs over a file or through a symlink (the CVE-2019-19921 class).
+
+    As runc does, the destination is looked at lexically (rootfs + the cleaned destination, no
+    symlink followed): a rootfs whose /proc is a symlink is refused, not mounted through.
+    """
+    lexical = os.path.join(rootfs, os.path.normpath("/" + m.destination).lstrip("/"))
     try:
-        st = os.lstat(dest)
+        st = os.lstat(lexical)
     except FileNotFoundError:
         return
+    except OSError as exc:
+        raise describe_oserror(exc, f"mount {m.type} on {m.destination}")
     if not stat.S_ISDIR(st.st_mode):
-        raise KernelError(errno.ENOTDIR,
-                          f"mount {m.type} on {m.destination}: destination is not a directory", dest)
+        raise KernelError(errno.ENOTDIR, f"mount {m.type} on {m.destination}: "
+                          f"filesystem \"{m.type}\" must be mounted on ordinary directory", lexical)
 
 
 def _check_proc_destination(rootfs: str, dest: str, m: Mount) -> None:
@@ -342,16 +334,27 @@ def has_mount_namespace(config: Config) -> bool:
     return config.linux.namespace("mount") is not None
 
 
-def prepare_rootfs(config: Config) -> None:
-    """Set up every mount inside the rootfs and populate /dev; runs before createRuntime hooks."""
+#: Opens a bind source from the host side, returning an O_PATH fd (see process/mountsource.py).
+SourceOpener = Callable[[str], int]
+
+
+def prepare_rootfs(config: Config, request_source: SourceOpener | None = None) -> None:
+    """Set up every mount inside the rootfs and populate /dev; runs before createRuntime hooks.
+
+    Mounts are made in the config's order, each bind source looked up at its turn (so a
+    source inside the rootfs sees what earlier entries mounted). `request_source` is how a bind
+    source the init cannot look up (a user namespace's root facing a 0700 host directory) is
+    opened by the runtime instead.
+    """
     if not has_mount_namespace(config):
         return
     rootfs = os.path.realpath(config.root_path)
     stop_propagation_to_host(config)
-    make_rootfs_parent_private(rootfs)
+    make_rootfs_parent_private(rootfs, config.linux.rootfs_propagation)
     bind_rootfs_onto_itself(rootfs)
+    opener = request_source if devices.in_user_namespace(config) else None
     for m in config.mounts:
-        mount_entry(config, rootfs, m)
+        mount_entry(config, rootfs, m, request_source=opener)
     if needs_dev_setup(config):
         devices.create_devices(rootfs, devices.devices_for(config),
                                bind=devices.in_user_namespace(config))
@@ -371,18 +374,22 @@ def stop_propagation_to_host(config: Config) -> None:
           step="set propagation of / in the container's mount namespace")
 
 
-def make_rootfs_parent_private(rootfs: str) -> None:
-    """Make the mount holding the rootfs private if it is shared or unbindable.
+def make_rootfs_parent_private(rootfs: str, propagation: str | None = None) -> None:
+    """Make the mount holding the rootfs private, or a slave when rootfsPropagation is one.
 
     pivot_root(2) refuses a new root whose parent mount is shared, and a bind mount under a shared
     mount would be copied into its peers (possibly the host's namespace). An unbindable parent
-    (rootfsPropagation "unbindable") cannot be bind-mounted at all (EINVAL); finish_rootfs applies
-    the requested propagation to the new "/" afterwards.
+    (rootfsPropagation "unbindable") cannot be bind-mounted at all (EINVAL). As runc 1.5 does,
+    this is done whatever the parent was, and with MS_SLAVE for "slave"/"rslave": the
+    container's "/" (a bind of it) then follows the host's mount, and shows `master:N`.
     """
+    flags = propagation_flags(propagation) if propagation else 0
+    kind = MS_SLAVE if flags & MS_SLAVE else MS_PRIVATE
     parent = _mount_containing(rootfs, read_mountinfo())
-    if parent is not None and (parent.is_shared or parent.is_unbindable):
-        mount(None, parent.mount_point, None, MS_PRIVATE,
-              step=f"make {parent.mount_point} (holding the rootfs) private")
+    if parent is not None:
+        mount(None, parent.mount_point, None, kind,
+              step=f"make {parent.mount_point} (holding the rootfs) "
+                   f"{'a slave' if kind == MS_SLAVE else 'private'}")
 
 
 def bind_rootfs_onto_itself(rootfs: str) -> None:
@@ -401,17 +408,21 @@ def _delays_readonly(m: Mount) -> bool:
     return m.type == "tmpfs" or os.path.normpath(m.destination) == "/dev"
 
 
-def mount_entry(config: Config, rootfs: str, m: Mount) -> None:
+def mount_entry(config: Config, rootfs: str, m: Mount, *,
+                request_source: SourceOpener | None = None) -> None:
     """Mount one config.json `mounts` entry inside `rootfs`."""
     what = f"{m.type or 'bind'} on {m.destination}"
     try:
         opts = parse_mount_options(m.options)
     except UnsupportedMountOption as exc:
         raise KernelError(errno.EINVAL, f"mount {what}: {exc}") from None
+    if m.type in ("proc", "sysfs") and not (m.is_bind or opts.is_bind):
+        _require_directory_or_absent(rootfs, m)
     dest = secure_join(rootfs, m.destination)
     _check_proc_destination(rootfs, dest, m)
     if m.is_bind or opts.is_bind:
-        mount_bind(m, opts, dest, delay_readonly=_delays_readonly(m))
+        mount_bind(m, opts, dest, delay_readonly=_delays_readonly(m),
+                   request_source=request_source)
     elif m.type in ("cgroup", "cgroup2"):
         mount_cgroup(config, rootfs, m, opts, dest)
     elif m.type is None:
@@ -421,34 +432,51 @@ def mount_entry(config: Config, rootfs: str, m: Mount) -> None:
 
 
 def mount_bind(m: Mount, opts: MountOptions, dest: str, *, delay_readonly: bool = False,
-               source: str | None = None) -> None:
-    """Bind (or rbind) a host path, then remount for the flags a bind cannot set at once."""
+               source: str | None = None, request_source: SourceOpener | None = None) -> None:
+    """Bind (or rbind) a host path, then remount for the flags a bind cannot set at once.
+
+    When the source cannot be looked up here and `request_source` is given, the runtime opens
+    it and the bind is made from that fd (/proc/self/fd/N needs no search permission).
+    """
     src = os.path.abspath(source or m.source or "")
     what = f"bind {src} on {m.destination}"
+    fd: int | None = None
     try:
-        src_is_dir = os.path.isdir(src) if os.path.exists(src) else None
+        st = os.stat(src)
     except OSError as exc:
-        raise describe_oserror(exc, f"look up bind source {src}")
-    if src_is_dir is None:
-        raise KernelError(errno.ENOENT, f"mount {what}: source does not exist", src)
-    if src_is_dir:
-        _mkdir(dest, what)
-    elif not os.path.lexists(dest):
-        _touch(dest, what)
-    _mount_at(src, dest, None, MS_BIND | (opts.flags & MS_REC), None, f"mount {what}")
+        if request_source is None:
+            raise _missing_source(exc, what, src) from None
+        fd = request_source(src)
+        st = os.fstat(fd)
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            _mkdir(dest, what)
+        elif not os.path.lexists(dest):
+            _touch(dest, what)
+        mount_source = src if fd is None else f"/proc/self/fd/{fd}"
+        _mount_at(mount_source, dest, None, MS_BIND | (opts.flags & MS_REC), None, f"mount {what}")
+    finally:
+        if fd is not None:
+            os.close(fd)
     flags = opts.behaviour_flags
     if delay_readonly:
         flags &= ~MS_RDONLY
-    if flags:
-        _remount_bind(dest, flags, f"remount {what} with its options")
+    # As runc: remount when any flag is asked for, set *or cleared* (`rw` alone on a read-only
+    # source means a writable bind).
+    if flags or opts.clear_flags:
+        _remount_bind(dest, flags, f"remount {what} with its options", cleared=opts.clear_flags)
     _apply_propagation_and_attrs(dest, opts, what)
+
+
+def _missing_source(exc: OSError, what: str, src: str) -> KernelError:
+    if exc.errno == errno.ENOENT:
+        return KernelError(errno.ENOENT, f"mount {what}: source does not exist", src)
+    return KernelError(exc.errno or errno.EIO, f"mount {what}: look up the source", src)
 
 
 def mount_filesystem(config: Config, m: Mount, opts: MountOptions, dest: str) -> None:
     """Mount a new filesystem instance (proc, sysfs, tmpfs, mqueue, devpts, overlay, …)."""
     what = f"{m.type} on {m.destination}"
-    if m.type in ("proc", "sysfs"):
-        _require_directory_or_absent(dest, m)
     flags = opts.flags
     if _delays_readonly(m):
         flags &= ~MS_RDONLY
@@ -652,6 +680,10 @@ def enter_rootfs(config: Config, *, no_pivot: bool) -> None:
     also mounts into the caller's namespace; pyrunc mounts nothing there).
     """
     if not has_mount_namespace(config):
+        if config.process is not None and config.process.terminal:
+            from pyrunc import terminal
+
+            terminal.preopen_ptmx()
         _chroot_into(os.path.realpath(config.root_path))
         return
     rootfs = os.path.realpath(config.root_path)
@@ -756,9 +788,12 @@ def finish_rootfs(config: Config) -> None:
     remount_delayed_readonly(config)
     if config.root_readonly:
         make_root_readonly()
-    if config.linux.rootfs_propagation:
-        mount(None, "/", None, propagation_flags(config.linux.rootfs_propagation),
-              step=f"set propagation of / to {config.linux.rootfs_propagation}")
+    propagation = config.linux.rootfs_propagation
+    # (r)private and (r)slave were applied to the parent mount before the rootfs was bound
+    # (runc 1.5 skips them here too); shared and unbindable only make sense on the new "/".
+    if propagation and not propagation_flags(propagation) & (MS_PRIVATE | MS_SLAVE):
+        mount(None, "/", None, propagation_flags(propagation),
+              step=f"set propagation of / to {propagation}")
 
 
 def write_sysctls(sysctl: dict[str, str]) -> None:
@@ -822,17 +857,8 @@ def remount_delayed_readonly(config: Config) -> None:
 
 def _remount_readonly_in_place(path: str, flags: int, step: str) -> None:
     """MS_REMOUNT|MS_BIND changes only the mount's flags (allowed in a user namespace too, as long
-    as no locked flag is dropped: on EPERM the locked flags it has are added and it is retried)."""
-    flags |= MS_REMOUNT | MS_BIND | MS_RDONLY
-    try:
-        mount(None, path, None, flags, step=step)
-    except KernelError as exc:
-        if exc.errno != errno.EPERM:
-            raise
-        locked = ms_flags_from_statvfs(os.statvfs(path).f_flag) & LOCKED_FLAGS
-        if flags & _ATIME_FLAGS:
-            locked &= ~_ATIME_FLAGS
-        mount(None, path, None, flags | locked, step=step)
+    as no locked flag is dropped; see `pyrunc.remount`)."""
+    remount_bind(path, flags | MS_RDONLY, step)
 
 
 def make_root_readonly() -> None:

@@ -1,9 +1,12 @@
 """config.json `linux.seccomp`: build a filter with libseccomp (through ctypes) and load it.
 
 This is the only place pyrunc talks to libseccomp. The library is a thin binding: it turns the
-profile's syscall names into numbers for every architecture listed, compiles the rules to BPF and
-hands the program to the kernel. Its functions return negative errno values on failure; those are
-raised as `KernelError` naming the step.
+profile's syscall names into numbers for every architecture listed and compiles the rules to BPF.
+Its functions return negative errno values on failure; those are raised as `KernelError` naming
+the step. pyrunc then loads the program itself, as runc does: it exports libseccomp's BPF, puts
+runc's -ENOSYS stub in front (`pyrunc.seccomp_enosys`, which says why a stub and not extra
+rules) and calls seccomp(2) with the profile's SECCOMP_FILTER_FLAG_* bits, which --debug logs
+as runc does (`seccomp filter flags: N`). Without `flags` SPEC_ALLOW is used where supported.
 
 Three moments in a container's life use it:
 
@@ -18,9 +21,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 from typing import Any
 
-from pyrunc.linux.syscalls import KernelError
+from pyrunc import seccomp_enosys
+from pyrunc.linux.syscalls import KernelError, seccomp_set_mode_filter
 
 LIBRARY = "libseccomp.so.2"
 
@@ -85,6 +90,21 @@ FLAGS: dict[str, tuple[int, int]] = {
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": (_FLTATR_CTL_WAITKILL, 7),
 }
 
+#: OCI flag -> the SECCOMP_FILTER_FLAG_* bit given to seccomp(2). TSYNC is accepted but, as in
+#: runc, not passed (the init has one thread); these numbers are what --debug logs.
+KERNEL_FLAGS: dict[str, int] = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 0,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
+}
+
+#: Default actions for which no -ENOSYS stub is added (runc: a good tracer handles new calls).
+_PERMISSIVE = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
+
+#: libseccomp's token for x32 is not the kernel's AUDIT_ARCH (x32 shares x86_64's).
+_X32_TOKEN = 0x4000003E
+
 _NR_SCMP_ERROR = -1
 _MAX_ARGS = 6
 
@@ -137,6 +157,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         ("seccomp_rule_add_array", ctypes.c_int,
          [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)]),
         ("seccomp_load", ctypes.c_int, [ctx]),
+        ("seccomp_export_bpf", ctypes.c_int, [ctx, ctypes.c_int]),
+        ("seccomp_syscall_resolve_name_arch", ctypes.c_int, [ctypes.c_uint32, ctypes.c_char_p]),
     ]
     for name, restype, argtypes in protos:
         func = getattr(lib, name)
@@ -308,16 +330,39 @@ class Filter:
 
     The init builds it while it can still report errors to `pyrunc create`, and loads it as late
     as it may: `load()` can be called once; `release()` frees libseccomp's copy either way.
+    Loading exports libseccomp's BPF, puts runc's -ENOSYS stub in front of it (see
+    `pyrunc.seccomp_enosys`) and hands it to the kernel with the profile's flags.
     """
 
-    def __init__(self, ctx: int) -> None:
+    def __init__(self, ctx: int, last_syscalls: dict[int, dict[str, int]] | None = None,
+                 kernel_flags: int = 0) -> None:
         self._ctx: int | None = ctx
+        self.last_syscalls = last_syscalls or {}
+        self.kernel_flags = kernel_flags
+
+    def program(self) -> bytes:
+        """The whole program: the stub, then libseccomp's filter."""
+        if self._ctx is None:
+            raise KernelError(errno.EINVAL, "seccomp: export a released filter")
+        fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
+        try:
+            _check(_library().seccomp_export_bpf(self._ctx, fd), "seccomp: export the filter")
+            size = os.lseek(fd, 0, os.SEEK_END)
+            raw = os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+        return seccomp_enosys.encode(seccomp_enosys.stub_program(self.last_syscalls)) + raw
 
     def load(self) -> None:
+        from pyrunc import log
+
         if self._ctx is None:
             raise KernelError(errno.EINVAL, "seccomp: load a released filter")
         try:
-            _check(_library().seccomp_load(self._ctx), "seccomp: load the filter")
+            program = self.program()
+            # runc logs the same line (its tests read it): the flags as one number.
+            log.debug(f"seccomp filter flags: {self.kernel_flags}")
+            seccomp_set_mode_filter(program, self.kernel_flags)
         finally:
             self.release()
 
@@ -325,6 +370,47 @@ class Filter:
         if self._ctx is not None:
             _library().seccomp_release(self._ctx)
             self._ctx = None
+
+
+def _kernel_flags(profile: dict[str, Any]) -> int:
+    """SECCOMP_FILTER_FLAG_* for seccomp(2). No `flags` at all (not even []) means
+    SPEC_ALLOW where it is supported, as runc 1.5 does."""
+    flags = profile.get("flags")
+    if flags is None:
+        flags = ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"] \
+            if "SECCOMP_FILTER_FLAG_SPEC_ALLOW" in _supported_flags() else []
+    result = 0
+    for flag in flags:
+        result |= KERNEL_FLAGS[flag]
+    return result
+
+
+def _last_syscalls(profile: dict[str, Any]) -> dict[int, dict[str, int]]:
+    """AUDIT_ARCH -> {"native" | "x32": the largest number the profile names} for the stub;
+    empty when the default action needs no stub (permissive, or already ENOSYS)."""
+    from pyrunc import log
+
+    if profile["defaultAction"] in _PERMISSIVE:
+        log.debug("seccomp: skipping -ENOSYS stub filter generation")
+        return {}
+    if profile["defaultAction"] == "SCMP_ACT_ERRNO" and \
+            profile.get("defaultErrnoRet") == errno.ENOSYS:
+        return {}
+    lib = _library()
+    tokens = {int(lib.seccomp_arch_native())}
+    tokens |= {_resolve_arch(arch) for arch in profile.get("architectures") or []}
+    names = {name.encode() for rule in profile.get("syscalls") or [] for name in rule["names"]}
+    result: dict[int, dict[str, int]] = {}
+    for token in sorted(tokens - {0}):
+        largest = max((n for n in (lib.seccomp_syscall_resolve_name_arch(token, name)
+                                   for name in names) if n >= 0), default=0)
+        if largest == 0:
+            log.warning(f"seccomp: could not find any syscalls for arch {token:#x}")
+            continue
+        audit = 0xC000003E if token == _X32_TOKEN else token
+        result.setdefault(audit, {})["x32" if token == _X32_TOKEN else "native"] = largest
+        log.debug(f"seccomp: largest syscall number for arch {token:#x} is {largest}")
+    return result
 
 
 def build_filter(profile: dict[str, Any]) -> Filter:
@@ -369,10 +455,12 @@ def build_filter(profile: dict[str, Any]) -> Filter:
                     array = (_ArgCmp * len(conds))(*conds) if conds else None
                     _check(lib.seccomp_rule_add_array(ctx, action, nr, len(conds), array),
                            f"seccomp: add rule for {name} ({_BASE}/syscalls/{i})")
+        last = _last_syscalls(profile)
+        kernel_flags = _kernel_flags(profile)
     except BaseException:
         lib.seccomp_release(ctx)
         raise
-    return Filter(ctx)
+    return Filter(ctx, last, kernel_flags)
 
 
 def load_filter(profile: dict[str, Any]) -> None:

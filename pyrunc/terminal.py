@@ -174,6 +174,25 @@ def _framing_problem(data: bytes, fds: list[int], flags: int) -> str | None:
 
 # --- container side: the pty, /dev/console, the controlling terminal ---------------------------
 
+#: A pty master opened before chroot by `preopen_ptmx` (a container without a mount namespace).
+_preopened_master: int | None = None
+
+
+def preopen_ptmx() -> None:
+    """Open a pty master from the host's /dev/ptmx now, for `create_container_pty` to use later.
+
+    A container without a mount namespace of its own is only chrooted: nothing is mounted in
+    it (that would change the host), so its rootfs has no devpts and no /dev/ptmx. runc fails
+    there (`open /dev/ptmx: no such file or directory`); pyrunc allocates the pair from the
+    devpts that the container shares with the host anyway, before the chroot hides it.
+    """
+    global _preopened_master
+    try:
+        _preopened_master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise describe_oserror(exc, "open the host's /dev/ptmx (no mount namespace)") from None
+
+
 def create_container_pty(console_size: tuple[int, int] | None) -> tuple[int, int, str]:
     """Allocate a pty from the devpts instance visible at /dev/ptmx; return (master, slave, slave path).
 
@@ -182,11 +201,15 @@ def create_container_pty(console_size: tuple[int, int] | None) -> tuple[int, int
     `console_size` is (height, width) = (rows, cols), applied before the master is handed out so
     the first program already sees the right size. Both fds are close-on-exec.
     """
+    global _preopened_master
     flags = os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC
-    try:
-        master = os.open("/dev/ptmx", flags)
-    except OSError as exc:
-        raise describe_oserror(exc, "open /dev/ptmx") from None
+    if _preopened_master is not None:
+        master, _preopened_master = _preopened_master, None
+    else:
+        try:
+            master = os.open("/dev/ptmx", flags)
+        except OSError as exc:
+            raise describe_oserror(exc, "open /dev/ptmx") from None
     try:
         _ioctl(master, TIOCSPTLCK, struct.pack("i", 0), "unlock the pty slave")
         number = struct.unpack("I", _ioctl(master, TIOCGPTN, bytes(4), "get the pty number"))[0]

@@ -29,6 +29,16 @@ def _owner(path: str) -> str:
         return f"#{uid}"
 
 
+def go_json(value: Any) -> str:
+    """JSON as Go's encoding/json writes it: compact, UTF-8 kept, and <, >, &, U+2028, U+2029
+    escaped (runc's `list --format json` is read byte for byte by some scripts)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
 def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.cli.main import default_root
     from pyrunc.container.state import ContainerNotFound, StateDir, list_ids, runc_state
@@ -51,7 +61,7 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
     if opts["quiet"]:
         sys.stdout.write("".join(e["id"] + "\n" for e in entries))
     elif opts["format"] == "json":
-        sys.stdout.write(json.dumps(entries or None) + "\n")
+        sys.stdout.write(go_json(entries or None) + "\n")
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(e["id"], str(e["pid"]), e["status"], e["bundle"], e["created"], e["owner"])

@@ -17,20 +17,23 @@ from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
 
 #: command name -> (module, one-line summary), in the order `--help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "create": ("create", "build a container from a bundle; its process waits for start"),
-    "delete": ("delete", "release everything a container holds (--force: even while it runs)"),
+    # The summaries of runc's commands are runc's own words: `-h` output starts the same way.
+    "create": ("create", "create a container"),
+    "delete": ("delete", "delete any resources held by the container often used with detached "
+                         "container"),
     "events": ("events", "stream a container's cgroup statistics and OOM events as JSON"),
     "exec": ("exec", "run another process in a container"),
-    "features": ("features", "print what this runtime implements, as JSON"),
-    "kill": ("kill", "signal a container's first process (SIGTERM unless told otherwise)"),
-    "list": ("list", "show the containers kept under --root"),
+    "features": ("features", "show the enabled features"),
+    "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's "
+                     "init process"),
+    "list": ("list", "lists containers started by runc with the given root"),
     "pause": ("pause", "freeze every process of a container"),
     "ps": ("ps", "show the processes of a container (ps(1) rows, or JSON pids)"),
     "resume": ("resume", "let a paused container's processes run again"),
-    "run": ("run", "create and start a container, and wait for it unless --detach"),
-    "spec": ("spec", "write a starting config.json"),
-    "start": ("start", "let a created container's process run"),
-    "state": ("state", "print a container's state as JSON"),
+    "run": ("run", "create and run a container"),
+    "spec": ("spec", "create a new specification file"),
+    "start": ("start", "executes the user defined process in a created container"),
+    "state": ("state", "output the state of a container"),
     "update": ("update", "change a running container's resource limits"),
 }
 
@@ -80,10 +83,11 @@ def version_text() -> str:
 def main_help() -> str:
     commands = "\n".join(f"   {name:<10} {summary}" for name, (_, summary) in COMMANDS.items())
     return f"""NAME:
-   {NAME} - an OCI container runtime written in Python, with runc's command line
+   {NAME} - Open Container Initiative runtime
 
-{NAME} turns an OCI bundle (config.json and a root filesystem) into a running Linux
-container: namespaces, cgroups, mounts, capabilities and hooks, step by step.
+{NAME} is a runc-compatible OCI container runtime written in Python. It turns an OCI
+bundle (config.json and a root filesystem) into a running Linux container: namespaces,
+cgroups, mounts, capabilities and hooks, step by step.
 
 USAGE:
    {NAME} [global options] command [command options] [arguments...]

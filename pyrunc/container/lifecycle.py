@@ -207,7 +207,7 @@ def _refuse_occupied_cgroup(cgroups: Any) -> None:
         raise ContainerError(f"container's cgroup is not empty: {len(pids)} process(es) found "
                              f"(cgroupsPath is in use)")
     if cgroups.is_frozen():
-        raise ContainerError("container's cgroup is frozen (cgroupsPath is in use)")
+        raise ContainerError("container's cgroup unexpectedly frozen")
 
 
 def _send_pidfd(socket_path: str, pid: int) -> None:
@@ -474,8 +474,9 @@ def run_warning_hooks(phase: str, state: ContainerState, status: str) -> None:
     from pyrunc import hooks as hooks_mod
     from pyrunc.spec.model import Hook
 
-    for hook in hooks:
+    for index, hook in enumerate(hooks):
         try:
-            hooks_mod.run_hooks(phase, [Hook.from_json(hook)], spec_state(state, status))
+            hooks_mod.run_hooks(phase, [Hook.from_json(hook)], spec_state(state, status),
+                                first_index=index)
         except hooks_mod.HookError as exc:
             log.warning(str(exc))

@@ -26,9 +26,11 @@ _libc.syscall.restype = ctypes.c_long
 # System call numbers that glibc 2.36 has no wrapper for, per architecture.
 _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "setns": 308, "unshare": 272,
-               "keyctl": 250, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436},
+               "keyctl": 250, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436,
+               "seccomp": 317},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "setns": 268, "unshare": 97,
-                "keyctl": 219, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436},
+                "keyctl": 219, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436,
+                "seccomp": 277},
 }
 _MACHINE = os.uname().machine
 
@@ -213,6 +215,35 @@ def close_range(first: int, last: int, *, cloexec: bool = False) -> None:
                     pass
         return
     _check(res, f"close file descriptors from {first}")
+
+
+# --- seccomp --------------------------------------------------------------------------------------
+
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_SECCOMP_SET_MODE_FILTER = 1
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
+    """Load a classic-BPF seccomp program (struct sock_filter[]) for this thread.
+
+    Without flags prctl(PR_SET_SECCOMP) does it, as runc does; with SECCOMP_FILTER_FLAG_*
+    only seccomp(2) can. Needs no_new_privs or CAP_SYS_ADMIN, like any filter.
+    """
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    address = ctypes.cast(ctypes.pointer(prog), ctypes.c_void_p).value or 0
+    if flags == 0:
+        res = _libc.prctl(ctypes.c_int(_PR_SET_SECCOMP), ctypes.c_ulong(_SECCOMP_MODE_FILTER),
+                          ctypes.c_ulong(address), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    else:
+        res = _libc.syscall(_NR["seccomp"], ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
+                            ctypes.c_uint(flags), ctypes.c_void_p(address))
+    _check(res, f"seccomp: load the filter (flags {flags})")
 
 
 # --- terminals ------------------------------------------------------------------------------------

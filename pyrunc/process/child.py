@@ -129,7 +129,9 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         step = steps.enter("prepare rootfs")
         from pyrunc import rootfs
 
-        rootfs.prepare_rootfs(config)
+        from pyrunc.process import mountsource
+
+        rootfs.prepare_rootfs(config, request_source=lambda src: mountsource.request(chan, src))
 
         step = steps.enter("run createRuntime hooks")
         chan.send(sync.RUN_HOOKS)
@@ -185,7 +187,8 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
             from pyrunc import hooks
 
             hook_state["status"] = "created"
-            hooks.run_hooks("startContainer", config.hooks["startContainer"], hook_state)
+            hooks.run_hooks("startContainer", config.hooks["startContainer"], hook_state,
+                            default_env=[f"{k}={v}" for k, v in env.items()])
         attrs.reset_signals_for_exec()
         os.execve(executable, list(process.args), env)
     except BaseException as exc:  # noqa: BLE001
@@ -264,7 +267,10 @@ def _setup_terminal(spec: LaunchSpec, process: Process) -> None:
     master, slave, slave_path = terminal.create_container_pty(process.console_size)
     terminal.chown_terminal(slave, process.user.uid)
     terminal.send_console_master(spec.console_fd, master, slave_path)
-    terminal.bind_console(slave_path)
+    from pyrunc import rootfs
+
+    if rootfs.has_mount_namespace(spec.config):   # else the mount would land in the host's
+        terminal.bind_console(slave_path)
     terminal.become_terminal_owner(slave)
 
 

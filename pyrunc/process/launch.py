@@ -79,9 +79,8 @@ class Launch:
 
     def _converse(self, chan: sync.SyncChannel, on_init_pid: Callable[[int], None],
                   run_runtime_hooks: Callable[[int], dict[str, Any]]) -> None:
-        from pyrunc import namespaces
-
-        from pyrunc import log
+        from pyrunc import log, namespaces
+        from pyrunc.process import mountsource
 
         log.debug("runtime: move the intermediate into the container's cgroup",
                   pid=self.intermediate_pid)
@@ -94,7 +93,8 @@ class Launch:
             log.warning(f"rootless: not joining a cgroup: {exc}")
         chan.send(sync.CGROUP_JOINED)
         # The intermediate's INIT_PID and the init's own messages share the channel, so the
-        # init may speak first; what it says waits until we know its pid.
+        # init may speak first; what it says waits until we know its pid (and so its mount
+        # namespace, which a mount source request needs).
         deferred: list[dict[str, Any]] = []
         while True:
             if deferred and self.init_pid:
@@ -107,7 +107,8 @@ class Launch:
             kind = msg["type"]
             if kind == sync.ERROR:
                 raise LaunchError(msg["message"])
-            if kind in (sync.RUN_HOOKS, sync.READY) and not self.init_pid:
+            if kind in (sync.RUN_HOOKS, sync.READY, sync.MOUNT_SOURCE_REQUEST) \
+                    and not self.init_pid:
                 deferred.append(msg)
                 continue
             log.debug(f"runtime: got {kind}")
@@ -122,6 +123,8 @@ class Launch:
                 _reap(self.intermediate_pid)
                 self.intermediate_pid = 0
                 on_init_pid(self.init_pid)
+            elif kind == sync.MOUNT_SOURCE_REQUEST:
+                mountsource.serve(chan, self.init_pid, str(msg["source"]))
             elif kind == sync.RUN_HOOKS:
                 state = run_runtime_hooks(self.init_pid)
                 chan.send(sync.HOOKS_DONE, state=state)

@@ -24,6 +24,8 @@ TIMENS_DONE = "timens-done"          # runtime -> intermediate
 INIT_PID = "init-pid"                # intermediate -> runtime: the init's host pid
 RUN_HOOKS = "run-hooks"              # init -> runtime: mounts done, run prestart/createRuntime
 HOOKS_DONE = "hooks-done"            # runtime -> init: carries the state for createContainer
+MOUNT_SOURCE_REQUEST = "mount-source-request"  # init -> runtime: open this bind source for me
+MOUNT_SOURCE = "mount-source"        # runtime -> init: the O_PATH fd (SCM_RIGHTS) or an errno
 READY = "ready"                      # init -> runtime: parked, waiting for `start`
 ERROR = "error"                      # child -> runtime: {"message": "..."}
 
@@ -65,6 +67,20 @@ class SyncChannel:
                                            array.array("i", fds).tobytes())])
         else:
             self.sock.send(payload)
+
+    def send_with_fd(self, kind: str, fd: int, **data: Any) -> None:
+        """One message carrying one file descriptor (SCM_RIGHTS)."""
+        socket.send_fds(self.sock, [json.dumps({"type": kind, **data}).encode()], [fd])
+
+    def recv_with_fd(self) -> tuple[dict[str, Any], int | None]:
+        """One message and the fd it carries, if any (received close-on-exec)."""
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 1,
+                                                   socket.MSG_CMSG_CLOEXEC)
+        if not data:
+            raise ChannelClosed()
+        for extra in fds[1:]:
+            os.close(extra)
+        return json.loads(data), (fds[0] if fds else None)
 
     def recv(self, timeout: float | None = None) -> dict[str, Any]:
         """The next message; passed fds are in its "fds" list (close them when done)."""

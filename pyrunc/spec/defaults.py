@@ -10,6 +10,18 @@ from pyrunc import OCI_VERSION
 _DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
+def _default_namespaces() -> tuple[str, ...]:
+    """runc's example spec: a cgroup namespace only on a pure cgroup v2 host.
+
+    On a v1 or hybrid host runc leaves it out, and configs written from that spec add their own;
+    a default that already had one would make them fail as a duplicate namespace.
+    """
+    base = ("pid", "network", "ipc", "uts", "mount")
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return (*base, "cgroup")
+    return base
+
+
 def default_config(rootless: bool = False) -> dict[str, Any]:
     """A minimal, safe container: `sh` on a terminal, read-only root, new namespaces.
 
@@ -25,8 +37,10 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "TERM=xterm"],
             "cwd": "/",
+            # runc 1.5's example: no ambient set (raising it would fail without inheritable,
+            # which runc then warns about).
             "capabilities": {name: list(_DEFAULT_CAPS)
-                             for name in ("bounding", "effective", "permitted", "ambient")},
+                             for name in ("bounding", "permitted", "effective")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },
@@ -49,7 +63,7 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in _default_namespaces()],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                             "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
                             "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],

@@ -17,6 +17,13 @@ class BundleError(ValueError):
     """The bundle or its config.json cannot be used; `str()` is one line naming the field."""
 
 
+def _drop_nulls(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object member whose value is null is absent, as Go's encoding/json (runc) reads it:
+    `"timeOffsets": null` leaves the field unset. Nulls anywhere else (in arrays) still fail
+    validation, and so does a required member given as null (it is then missing)."""
+    return {key: value for key, value in pairs if value is not None}
+
+
 def read_config(bundle: str) -> dict[str, Any]:
     """Parse <bundle>/config.json, reporting JSON syntax errors with line and column."""
     path = os.path.join(bundle, "config.json")
@@ -28,7 +35,7 @@ def read_config(bundle: str) -> dict[str, Any]:
     except OSError as exc:
         raise BundleError(f"read {path}: {exc.strerror}") from None
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, object_pairs_hook=_drop_nulls)
     except json.JSONDecodeError as exc:
         raise BundleError(f"config.json: invalid JSON at line {exc.lineno} column {exc.colno}: "
                           f"{exc.msg}") from None

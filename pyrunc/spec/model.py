@@ -105,12 +105,14 @@ class Mount(NamedTuple):
 class Hook(NamedTuple):
     path: str
     args: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
+    env: tuple[str, ...] | None = None
+    """None when config.json gives no `env` (or null): the hook then inherits, as in runc."""
     timeout: int | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Hook:
-        return cls(d["path"], tuple(d.get("args") or ()), tuple(d.get("env") or ()),
+        env = d.get("env")
+        return cls(d["path"], tuple(d.get("args") or ()), None if env is None else tuple(env),
                    d.get("timeout"))
 
 

@@ -186,7 +186,8 @@ def _to_config_error(error: Any, schema: dict[str, Any]) -> ConfigValidationErro
         expected = f"property {needed[0]!r}"
         detail = f"required property is missing ({trigger} is set, so {needed[0]} must be too)"
     elif kind == "type":
-        detail = f"expected {expected}, got {_json_type(instance)} {_short(instance)}"
+        got = "null" if instance is None else f"{_json_type(instance)} {_short(instance)}"
+        detail = f"expected {expected}, got {got}"
     elif kind == "enum":
         expected = _one_of(value)
         detail = f"{_short(instance)} is not {expected}"

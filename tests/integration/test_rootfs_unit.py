@@ -527,7 +527,7 @@ def test_proc_mount_over_a_file_is_refused(bundle: str, rootfs: str) -> None:
     os.rmdir(os.path.join(rootfs, "proc"))
     with open(os.path.join(rootfs, "proc"), "w"):
         pass
-    with pytest.raises(KernelError, match="not a directory"):
+    with pytest.raises(KernelError, match="must be mounted on ordinary directory"):
         mount_entry(make_config(bundle), rootfs, Mount("/proc", "proc", "proc"))
 
 

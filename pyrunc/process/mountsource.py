@@ -1,0 +1,104 @@
+"""Bind-mount sources opened by the runtime for an init that cannot reach them itself.
+
+In a new user namespace the container's root is an ordinary host user (say uid 100000): a
+bind source under a directory it may not search (a 0700 home, pytest's tmp dirs) cannot even
+be looked up by the init. runc 1.5 answers such an init's request from the host side: a
+thread of the runtime joins the container's mount namespace (so the source is resolved there,
+seeing every mount made earlier in the list, exactly at its turn), opens it O_PATH with the
+runtime's credentials and passes the fd back; the init then mounts /proc/self/fd/<n>, which
+needs no permission on the path. pyrunc does the same with a short-lived forked helper rather
+than a thread (setns(CLONE_NEWNS) must not change the runtime's own root and cwd):
+
+    init ── MOUNT_SOURCE_REQUEST {source} ──▶ runtime ── fork ─▶ helper: setns(mnt), open(O_PATH)
+    init ◀── MOUNT_SOURCE {errno?} + fd ───── runtime ◀── fd ── helper exits
+
+Only bind mounts whose source the init cannot stat ask for this (as runc); a source that does
+not exist for the runtime either still fails, now with the runtime's errno.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+from pyrunc.linux import syscalls
+from pyrunc.linux.consts import CLONE_NEWNS
+from pyrunc.process import sync
+
+
+def request(chan: sync.SyncChannel, source: str) -> int:
+    """Init side: ask the runtime to open `source`; return the O_PATH fd (close-on-exec)."""
+    chan.send(sync.MOUNT_SOURCE_REQUEST, source=source)
+    msg, fd = chan.recv_with_fd()
+    if msg["type"] == sync.ERROR:
+        raise sync.ChildError(msg["message"])
+    if msg["type"] != sync.MOUNT_SOURCE:
+        raise sync.ChildError(f"protocol error: expected {sync.MOUNT_SOURCE}, got {msg['type']}")
+    if fd is None:
+        err = int(msg.get("errno") or 5)
+        raise syscalls.KernelError(err, f"open bind source {source} from the host side "
+                                        f"({msg.get('message', '')})", source)
+    return fd
+
+
+def serve(chan: sync.SyncChannel, init_pid: int, source: str) -> None:
+    """Runtime side: open `source` in the init's mount namespace and send the fd (or errno)."""
+    try:
+        fd = open_in_mount_namespace(init_pid, source)
+    except OSError as exc:
+        chan.send(sync.MOUNT_SOURCE, errno=exc.errno or 5, message=str(exc))
+        return
+    try:
+        chan.send_with_fd(sync.MOUNT_SOURCE, fd)
+    finally:
+        os.close(fd)
+
+
+def open_in_mount_namespace(pid: int, path: str) -> int:
+    """open(path, O_PATH) as this process, but resolved in process `pid`'s mount namespace."""
+    ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        helper = os.fork()
+        if helper == 0:
+            _helper(ours, theirs, ns, path)
+        theirs.close()
+        data, fds, _flags, _addr = socket.recv_fds(ours, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+        _reap(helper)
+    finally:
+        os.close(ns)
+        ours.close()
+        if theirs.fileno() >= 0:
+            theirs.close()
+    if fds:
+        return fds[0]
+    reply = json.loads(data or b'{"errno": 5, "message": "mount source helper died"}')
+    raise syscalls.KernelError(int(reply["errno"]), reply["message"], path)
+
+
+def _helper(ours: socket.socket, theirs: socket.socket, ns: int, path: str) -> None:
+    """The forked helper: never returns."""
+    try:
+        ours.close()
+        syscalls.setns(ns, CLONE_NEWNS, step="join the container's mount namespace")
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        socket.send_fds(theirs, [b"fd"], [fd])
+    except OSError as exc:
+        err = exc.errno or 5
+        step = getattr(exc, "step", None) or f"open {path}"
+        try:
+            theirs.send(json.dumps({"errno": err, "message": step}).encode())
+        except OSError:
+            pass
+    except BaseException:  # noqa: BLE001 - a forked child must not return into the caller
+        pass
+    finally:
+        os._exit(0)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
