@@ -19,7 +19,10 @@ The systemd form `slice:prefix:name` needs the systemd driver, which pyrunc does
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pyrunc.spec.resources import Resources
 
 #: Where cgroup v2 exposes its root controller list when it is the only hierarchy (a "unified" host).
 V2_ROOT = "/sys/fs/cgroup"
@@ -45,8 +48,9 @@ class CgroupManager(Protocol):
     def add_process(self, pid: int) -> None:
         """Move process `pid` into the container's cgroup in every hierarchy."""
 
-    def apply_resources(self, resources: dict[str, Any]) -> None:
-        """Apply `linux.resources` (not implemented yet: warns about each key present)."""
+    def apply_resources(self, resources: Resources) -> None:
+        """Write `linux.resources` (built by `Resources.from_json`) to the cgroup's files, in
+        runc's order and with runc's values; used by `create` and by `update`."""
 
     def paths(self) -> dict[str, str]:
         """Hierarchy name -> absolute directory, plus CREATED_KEY; stored in the container state."""

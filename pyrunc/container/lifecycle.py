@@ -109,18 +109,24 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         _refuse_occupied_cgroup(cgroups)   # before the state owns it: cleanup must not touch it
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
+        no_cgroup = None
         try:
             cgroups.create()
         except PermissionError as exc:
             if not rootless:
                 raise
+            no_cgroup = exc
             log.warning(f"rootless: not creating a cgroup: {exc}")
         # Saved again now that it includes the parent directories create() made: a `delete
         # --force` after this create is killed must remove exactly those.
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
-        if config.linux.resources:
-            cgroups.apply_resources(config.linux.resources)
+        resources = config.linux.resources
+        if no_cgroup is not None and not resources._replace(devices=()).is_empty():
+            raise ContainerError(f"rootless: cannot apply /linux/resources without a cgroup "
+                                 f"({no_cgroup})")
+        if no_cgroup is None and not resources.is_empty():
+            cgroups.apply_resources(resources)
         state_dir_fd = _make_exec_fifo(state_dir, config)
 
         from pyrunc.process.launch import Launch
