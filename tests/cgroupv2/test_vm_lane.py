@@ -21,8 +21,9 @@ sys.path.insert(0, str(REPO / "hack"))
 
 from vm import run_in_vm, vm_available
 
-#: The v2-only tests in test_v2_host.py; the lane fails if fewer pass (or xfail as expected).
-MIN_TESTS = 11
+#: The v2-only tests of LANE_FILES; the lane fails if fewer pass (or xfail as expected).
+MIN_TESTS = 17
+LANE_FILES = ("test_v2_host.py", "test_v2_limits.py")
 TIMEOUT = 600.0
 
 
@@ -57,8 +58,8 @@ def test_cgroup_v2_tests_pass_in_the_vm():
     if reason is not None:
         pytest.skip(reason)
     here = Path(__file__).resolve().parent.relative_to(REPO)
-    command = (f"{sys.executable} -m pytest -q -p no:cacheprovider -rfEsxX "
-               f"{here}/test_v2_host.py")
+    files = " ".join(f"{here}/{name}" for name in LANE_FILES)
+    command = f"{sys.executable} -m pytest -q -p no:cacheprovider -rfEsxX {files}"
     status, output = run_in_vm(command, repo=REPO, timeout=TIMEOUT)
     counts = summary_counts(output)
     ran = counts.get("passed", 0) + counts.get("xfailed", 0)
