@@ -45,13 +45,16 @@ def load_bundle(bundle: str) -> Config:
 
     doc = read_config(bundle)
     validate_config(doc)
+    from pyrunc.spec.mempolicy import MemoryPolicyError
     from pyrunc.spec.resources import ResourcesError
 
     try:
         config = Config.from_json(doc, bundle)
-    except ResourcesError as exc:
+    except (ResourcesError, MemoryPolicyError) as exc:
         pointer, _, message = str(exc).partition(": ")
-        raise _fail(pointer, message, "config-linux.md#control-groups") from None
+        section = "config-linux.md#memory-policy" if isinstance(exc, MemoryPolicyError) \
+            else "config-linux.md#control-groups"
+        raise _fail(pointer, message, section) from None
     check_semantics(config)
     return config
 
@@ -155,17 +158,6 @@ def _check_host_resources(config: Config) -> None:
         why = "Intel RDT is not enabled (resctrl is not mounted)" if not _resctrl_mounted() \
             else "Intel RDT (resctrl) is not supported by pyrunc yet"
         raise _fail("/linux/intelRdt", why, "config-linux.md#intelrdt")
-    policy = raw_linux.get("memoryPolicy")
-    if policy is not None:
-        from pyrunc.spec.mempolicy import MemoryPolicyError, parse_memory_policy
-
-        try:
-            parse_memory_policy(policy)
-        except MemoryPolicyError as exc:
-            pointer, _, message = str(exc).partition(": ")
-            raise _fail(pointer, message, "config-linux.md#memory-policy") from None
-        raise _fail("/linux/memoryPolicy", "set_mempolicy for the container process is not "
-                    "implemented yet", "config-linux.md#memory-policy")
 
 
 def _resctrl_mounted(mountinfo: str = "/proc/self/mountinfo") -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from pyrunc.spec.mempolicy import MemoryPolicy, parse_memory_policy
 from pyrunc.spec.resources import Resources
 
 #: Namespace types as the runtime-spec names them, in the order pyrunc joins or creates them.
@@ -143,6 +144,7 @@ class Linux(NamedTuple):
     devices: tuple[Device, ...] = ()
     cgroups_path: str | None = None
     resources: Resources = Resources()
+    memory_policy: MemoryPolicy | None = None
     rootfs_propagation: str | None = None
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
@@ -161,6 +163,8 @@ class Linux(NamedTuple):
             devices=tuple(Device.from_json(x) for x in d.get("devices") or ()),
             cgroups_path=d.get("cgroupsPath") or None,
             resources=Resources.from_json(d.get("resources")),
+            memory_policy=None if d.get("memoryPolicy") is None
+            else parse_memory_policy(d["memoryPolicy"]),
             rootfs_propagation=d.get("rootfsPropagation") or None,
             masked_paths=tuple(d.get("maskedPaths") or ()),
             readonly_paths=tuple(d.get("readonlyPaths") or ()),
