@@ -293,3 +293,39 @@ def test_cpu_shares_the_kernel_clamps_are_refused_as_runc_refuses_them(runtime, 
     assert result.returncode == 1
     assert "/linux/resources/cpu/shares: 1 is out of range: the minimum allowed cpu.shares " \
            "is 2" in result.stderr
+
+
+# --- ordering and warnings ---------------------------------------------------------------------------
+
+def test_memory_and_swap_are_written_in_an_order_the_kernel_accepts(cgroup_path):
+    """memsw.limit >= limit must hold after every single write, growing or shrinking."""
+    from pyrunc.cgroups import cgroup_manager
+    from pyrunc.spec.resources import Resources
+
+    manager = cgroup_manager(cgroup_path, "order")
+    manager.create()
+    try:
+        steps = [(64 << 20, 128 << 20), (256 << 20, 512 << 20),   # grow: swap goes first
+                 (32 << 20, 48 << 20), (40 << 20, 40 << 20)]      # shrink: memory goes first
+        for limit, swap in steps:
+            manager.apply_resources(Resources.from_json(
+                {"memory": {"limit": limit, "swap": swap}}))
+            assert (v1_file(cgroup_path, "memory", "memory.limit_in_bytes"),
+                    v1_file(cgroup_path, "memory", "memory.memsw.limit_in_bytes")) == \
+                (str(limit), str(swap))
+    finally:
+        manager.destroy()
+
+
+def test_kernel_memory_limits_are_ignored_with_a_warning_as_runc_does(runtime, bundle,
+                                                                     cgroup_path, tmp_path):
+    log = tmp_path / "pyrunc.log"
+    limits = {"memory": {"limit": 64 << 20, "kernel": 32 << 20, "kernelTCP": 16 << 20}}
+    runtime("create", "-b", str(bundle("true", edit=set_resources(limits))), "kmem",
+            global_args=("--log", str(log)))
+    try:
+        assert v1_file(cgroup_path, "memory", "memory.limit_in_bytes") == str(64 << 20)
+        assert int(v1_file(cgroup_path, "memory", "memory.kmem.limit_in_bytes")) > 1 << 60
+        assert "kernel memory limits are ignored" in log.read_text()
+    finally:
+        runtime("delete", "--force", "kmem")
