@@ -52,8 +52,8 @@ def test_limits_land_in_the_v2_files_with_runcs_conversions(runtime, bundle, cgr
         "unified": {"memory.high": str(80 << 20), "pids.max": "33"},   # unified wins
     }
     size = huge_page_size()
-    if size:
-        limits["hugepageLimits"] = [{"pageSize": size, "limit": 0}]
+    assert size, "the lane's guest kernel has huge pages and the hugetlb controller"
+    limits["hugepageLimits"] = [{"pageSize": size, "limit": 0}]
     disk = block_device()
     if disk:   # io.max needs a real device; the lane's guest may have none
         dev = {"major": disk[0], "minor": disk[1]}
@@ -85,25 +85,11 @@ def test_limits_land_in_the_v2_files_with_runcs_conversions(runtime, bundle, cgr
         if disk:
             assert cgroup_file(cgroup_path, "io.max") == \
                 f"{disk[0]}:{disk[1]} rbps={1 << 20} wbps=max riops=max wiops=120"
-        if size:
-            assert cgroup_file(cgroup_path, f"hugetlb.{size}.max") == "0"
-            if (directory / f"hugetlb.{size}.rsvd.max").exists():
-                assert cgroup_file(cgroup_path, f"hugetlb.{size}.rsvd.max") == "0"
+        assert cgroup_file(cgroup_path, f"hugetlb.{size}.max") == "0"
+        if (directory / f"hugetlb.{size}.rsvd.max").exists():      # Linux 5.7+
+            assert cgroup_file(cgroup_path, f"hugetlb.{size}.rsvd.max") == "0"
     finally:
         runtime("delete", "--force", "v2all")
-
-
-def test_unlimited_memory_also_lifts_swap(runtime, bundle, cgroup_path):
-    runtime("create", "-b", str(bundle("true", edit=set_resources(
-        {"memory": {"limit": -1}, "cpu": {"quota": -1}}))), "unl")
-    try:
-        assert cgroup_file(cgroup_path, "memory.max") == "max"
-        directory = V2_ROOT / cgroup_path.lstrip("/")
-        if (directory / "memory.swap.max").exists():
-            assert cgroup_file(cgroup_path, "memory.swap.max") == "max"
-        assert cgroup_file(cgroup_path, "cpu.max") == "max 100000"
-    finally:
-        runtime("delete", "--force", "unl")
 
 
 def test_memory_over_memory_max_is_oom_killed_inside(runtime, bundle, cgroup_path):

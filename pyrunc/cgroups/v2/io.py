@@ -44,8 +44,15 @@ def apply(directory: str, r: Resources) -> None:
         bfq = os.path.join(directory, "io.bfq.weight")
         if os.path.exists(bfq):
             _bfq_weights(directory, r)
-        elif b.weight:
-            set_value(directory, "io.weight", str(blkio_weight_to_io(b.weight)), f"{P}/weight")
+        else:
+            if b.weight:
+                set_value(directory, "io.weight", str(blkio_weight_to_io(b.weight)),
+                          f"{P}/weight")
+            if b.weight_device:
+                from pyrunc import log
+
+                log.warning(f"{P}/weightDevice: not applied: per-device weights need the BFQ "
+                            "scheduler's io.bfq.weight (runc skips them too)")
     for line, pointer in io_max_lines(r):
         set_value(directory, "io.max", line, pointer)
 
