@@ -74,7 +74,7 @@ def pids_max(limit: int) -> str:
 
 
 def cpu_max(quota: int | None, period: int | None) -> str:
-    """cpu.max: "<quota> <period>", quota "max" when unlimited (<= 0), period defaulting to 100ms."""
+    """cpu.max: "<quota> <period>"; quota "max" when unlimited (<= 0), period 100ms by default."""
     text = str(quota) if quota is not None and quota > 0 else "max"
     return f"{text} {period or DEFAULT_CPU_PERIOD}"
 

@@ -194,7 +194,7 @@ def _list(d: dict[str, Any], key: str, pointer: str) -> list[Any]:
     if value is None:
         return []
     _expect(value, list, f"{pointer}/{key}", "an array")
-    return value
+    return value  # type: ignore[no-any-return]
 
 
 def _obj(value: Any, pointer: str) -> dict[str, Any] | None:

@@ -170,7 +170,7 @@ def test_cpu_quota_throttles_a_busy_loop(runtime, bundle, cgroup_path):
         runtime("delete", "--force", "busy")
 
 
-# --- the same files as runc -------------------------------------------------------------------------
+# --- the same files as runc ----------------------------------------------------------------------
 
 CROSS_CHECK: dict[str, Any] = {
     "memory": {"limit": 80 << 20, "swap": 100 << 20, "reservation": 40 << 20, "swappiness": 30},
@@ -224,7 +224,7 @@ def test_runc_writes_the_same_values_for_the_same_config(runtime, bundle, cgroup
     assert ours == theirs
 
 
-# --- refused input: one line naming the field, nothing left behind ---------------------------------
+# --- refused input: one line naming the field, nothing left behind -------------------------------
 
 @pytest.mark.parametrize("resources, pointer, words", [
     ({"blockIO": {"weight": -10}}, "/linux/resources/blockIO/weight", ""),
@@ -295,7 +295,7 @@ def test_cpu_shares_the_kernel_clamps_are_refused_as_runc_refuses_them(runtime, 
            "is 2" in result.stderr
 
 
-# --- ordering and warnings ---------------------------------------------------------------------------
+# --- ordering and warnings -----------------------------------------------------------------------
 
 def test_memory_and_swap_are_written_in_an_order_the_kernel_accepts(cgroup_path):
     """memsw.limit >= limit must hold after every single write, growing or shrinking."""

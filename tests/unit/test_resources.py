@@ -29,7 +29,7 @@ from pyrunc.spec.resources import (
 )
 
 
-# --- conversions -----------------------------------------------------------------------------------
+# --- conversions ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shares, weight", [
     # runc's anchors: unset, below/at/just above the minimum, the default, the maximum.

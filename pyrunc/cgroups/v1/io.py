@@ -10,7 +10,8 @@ from pyrunc.spec.resources import Resources
 P = "/linux/resources/blockIO"
 
 #: (config field, v1 file) for the four throttle lists.
-THROTTLES = (("throttle_read_bps_device", "throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+THROTTLES = (("throttle_read_bps_device", "throttleReadBpsDevice",
+              "blkio.throttle.read_bps_device"),
              ("throttle_write_bps_device", "throttleWriteBpsDevice",
               "blkio.throttle.write_bps_device"),
              ("throttle_read_iops_device", "throttleReadIOPSDevice",

@@ -13,4 +13,5 @@ def wanted(r: Resources) -> str | None:
 
 def apply(directory: str, r: Resources) -> None:
     for device, limits in r.rdma.items():
-        set_value(directory, "rdma.max", rdma_line(device, limits), f"/linux/resources/rdma/{device}")
+        set_value(directory, "rdma.max", rdma_line(device, limits),
+                  f"/linux/resources/rdma/{device}")
