@@ -54,9 +54,9 @@ def wait_stopped(runtime: Any, cid: str, timeout: float = 30) -> None:
 #: One config with a value for every v1 file this host has, and the file contents it gives.
 ALL_LIMITS: dict[str, Any] = {
     "memory": {"limit": 96 << 20, "swap": 128 << 20, "reservation": 64 << 20,
-               "swappiness": 20, "disableOOMKiller": False},
+               "swappiness": 20, "disableOOMKiller": True},
     "cpu": {"shares": 512, "quota": 30000, "period": 60000, "burst": 5000, "idle": 0,
-            "cpus": "0", "mems": "0"},
+            "cpus": "0", "mems": "0", "realtimePeriod": 500000},
     "pids": {"limit": 42},
 }
 EXPECTED = {
@@ -69,6 +69,7 @@ EXPECTED = {
     ("cpu", "cpu.cfs_period_us"): "60000",
     ("cpu", "cpu.cfs_burst_us"): "5000",
     ("cpu", "cpu.idle"): "0",
+    ("cpu", "cpu.rt_period_us"): "500000",
     ("cpuset", "cpuset.cpus"): "0",
     ("cpuset", "cpuset.mems"): "0",
     ("pids", "pids.max"): "42",
@@ -94,6 +95,7 @@ def test_every_limit_lands_in_its_v1_file(runtime, bundle, cgroup_path):
     try:
         got = {key: v1_file(cgroup_path, *key) for key in expected}
         assert got == expected
+        assert "oom_kill_disable 1" in v1_file(cgroup_path, "memory", "memory.oom_control")
         if disk is not None:
             # CFQ's file where the kernel has it, else BFQ's (this one's), as runc chooses.
             kind = "" if (V1 / "blkio" / cgroup_path.lstrip("/") / "blkio.weight").exists() \
@@ -173,8 +175,10 @@ def test_cpu_quota_throttles_a_busy_loop(runtime, bundle, cgroup_path):
 # --- the same files as runc ----------------------------------------------------------------------
 
 CROSS_CHECK: dict[str, Any] = {
-    "memory": {"limit": 80 << 20, "swap": 100 << 20, "reservation": 40 << 20, "swappiness": 30},
-    "cpu": {"shares": 300, "quota": 25000, "period": 50000, "cpus": "0", "mems": "0"},
+    "memory": {"limit": 80 << 20, "swap": 100 << 20, "reservation": 40 << 20, "swappiness": 30,
+               "disableOOMKiller": True},
+    "cpu": {"shares": 300, "quota": 25000, "period": 50000, "cpus": "0", "mems": "0",
+            "realtimePeriod": 400000},
     "pids": {"limit": 17},
 }
 
@@ -183,6 +187,7 @@ CROSS_CHECK: dict[str, Any] = {
 def test_runc_writes_the_same_values_for_the_same_config(runtime, bundle, cgroup_path, tmp_path):
     limits = json.loads(json.dumps(CROSS_CHECK))
     keys = [k for k in EXPECTED if k[1] not in ("cpu.cfs_burst_us", "cpu.idle")]
+    keys.append(("memory", "memory.oom_control"))
     disk = block_device()
     if disk is not None:
         limits["blockIO"] = {"throttleReadBpsDevice": [{"major": disk[0], "minor": disk[1],
