@@ -71,7 +71,7 @@ class CPU(NamedTuple):
 
 
 class Pids(NamedTuple):
-    """`pids`: the task limit; <= 0 means unlimited ("max"), as runc writes it, except 0 -> 1."""
+    """`pids`: the task limit; negative means unlimited ("max"); runc writes 0 as 1."""
 
     limit: int | None = None
 

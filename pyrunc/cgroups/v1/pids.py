@@ -1,4 +1,4 @@
-"""v1 pids controller: pids.max ("max" for a limit <= 0... except 0, which runc writes as 1)."""
+"""v1 pids controller: pids.max, as runc writes it (see convert.pids_max)."""
 
 from __future__ import annotations
 
