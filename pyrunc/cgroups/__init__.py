@@ -19,12 +19,12 @@ The systemd form `slice:prefix:name` needs the systemd driver, which pyrunc does
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pyrunc.spec.resources import DeviceRule
+    from pyrunc.spec.resources import DeviceRule, Resources
 
 #: Where cgroup v2 exposes its root controller list when it is the only hierarchy (a "unified" host).
 V2_ROOT = "/sys/fs/cgroup"
@@ -50,8 +50,9 @@ class CgroupManager(Protocol):
     def add_process(self, pid: int) -> None:
         """Move process `pid` into the container's cgroup in every hierarchy."""
 
-    def apply_resources(self, resources: dict[str, Any]) -> None:
-        """Apply `linux.resources` (not implemented yet: warns about each key present)."""
+    def apply_resources(self, resources: Resources) -> None:
+        """Write `linux.resources` (built by `Resources.from_json`) to the cgroup's files, in
+        runc's order and with runc's values; used by `create` and by `update`."""
 
     def apply_devices(self, rules: Sequence[DeviceRule]) -> None:
         """Enforce the device rules (v1 devices.allow/deny, v2 an eBPF filter); refuse rules that

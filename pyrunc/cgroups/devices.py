@@ -200,10 +200,3 @@ def attached_programs(directory: str) -> list[int]:
         return bpf.prog_query(fd, step=f"list device programs of {directory}")
     finally:
         os.close(fd)
-
-
-# --- the glue the cgroup managers call --------------------------------------------------------------
-
-def config_rules(resources: dict[str, Any], linux_devices: Iterable[Device]) -> list[DeviceRule]:
-    """The effective rules of a config whose `linux.resources` is still a raw dict."""
-    return effective_rules(rules_from_json(resources.get("devices")), linux_devices)

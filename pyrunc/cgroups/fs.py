@@ -10,7 +10,7 @@ import errno
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pyrunc.cgroups import CREATED_KEY, UNIFIED
 
@@ -154,6 +154,15 @@ def write(directory: str, name: str, value: str, step: str) -> None:
         fail(exc, f"{step} ({value} > {path})")
 
 
+def set_value(directory: str, name: str, value: str, pointer: str) -> None:
+    """Write one resource value; a failure names the config field, the file and the errno."""
+    write(directory, name, value, f"set {pointer}")
+
+
+def exists(directory: str, name: str) -> bool:
+    return os.path.exists(os.path.join(directory, name))
+
+
 def make_dirs(directory: str) -> list[str]:
     """mkdir -p `directory`; returns the directories it made, outermost first.
 
@@ -288,20 +297,6 @@ class FsManagerBase:
     def add_process(self, pid: int) -> None:
         for d in self._unique_dirs():
             write(d, "cgroup.procs", str(pid), f"join cgroup {d}")
-
-    def apply_resources(self, resources: dict[str, Any]) -> None:
-        """Where the resource drivers (memory, cpu, pids, ...) will plug in.
-
-        Until they exist every limit is reported, not silently dropped.
-        """
-        if not resources:
-            return
-        from pyrunc import log
-        for key in resources:
-            if key == "devices":
-                continue  # applied by apply_devices()
-            log.warning(f"linux.resources.{key} is not applied yet "
-                        "(cgroup resource limits are not implemented)")
 
     def apply_devices(self, rules: Sequence[DeviceRule]) -> None:
         """Enforce the container's device rules (the full list, see cgroups.devices)."""

@@ -33,9 +33,11 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": list(CLONE_FLAGS),
             "capabilities": capabilities.known_names(),
+            # rdma: rdma.max limits are written (where the host has the rdma controller).
             "cgroup": {"v1": not v2, "v2": v2, "systemd": False, "systemdUser": False,
-                       "rdma": False},
+                       "rdma": True},
             "seccomp": seccomp.features(),
+            "memoryPolicy": _memory_policy(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
@@ -47,6 +49,12 @@ def features() -> dict[str, Any]:
         },
         "potentiallyUnsafeConfigAnnotations": [],
     }
+
+
+def _memory_policy() -> dict[str, list[str]]:
+    from pyrunc.spec.mempolicy import FLAGS, MODES
+
+    return {"modes": sorted(MODES), "flags": sorted(FLAGS)}
 
 
 def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:

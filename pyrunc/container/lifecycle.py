@@ -110,19 +110,26 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         _refuse_occupied_cgroup(cgroups)   # before the state owns it: cleanup must not touch it
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
+        no_cgroup = None
         try:
             cgroups.create()
         except PermissionError as exc:
             if not rootless:
                 raise
+            no_cgroup = exc
             log.warning(f"rootless: not creating a cgroup: {exc}")
         # Saved again now that it includes the parent directories create() made: a `delete
         # --force` after this create is killed must remove exactly those.
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
-        _apply_device_rules(cgroups, config, rootless)
-        if config.linux.resources:
-            cgroups.apply_resources(config.linux.resources)
+        if no_cgroup is None:
+            _apply_device_rules(cgroups, config, rootless)
+        resources = config.linux.resources
+        if no_cgroup is not None and not resources._replace(devices=()).is_empty():
+            raise ContainerError(f"rootless: cannot apply /linux/resources without a cgroup "
+                                 f"({no_cgroup})")
+        if no_cgroup is None and not resources._replace(devices=()).is_empty():
+            cgroups.apply_resources(resources._replace(devices=()))
         fifo_fd = _make_exec_fifo(state_dir, config)
 
         from pyrunc.process.launch import Launch
@@ -184,13 +191,13 @@ def _apply_device_rules(cgroups: Any, config: Any, rootless: bool) -> None:
     Skipped inside a user namespace, where the host's rules govern devices (as runc does);
     rootless, a cgroup pyrunc may not write only warns, like the cgroup itself.
     """
-    from pyrunc.cgroups.devices import config_rules, running_in_user_namespace
+    from pyrunc.cgroups.devices import effective_rules, running_in_user_namespace
 
     if running_in_user_namespace():
         return
     from pyrunc.cgroups import CgroupError
 
-    rules = config_rules(config.linux.resources, config.linux.devices)
+    rules = effective_rules(config.linux.resources.devices, config.linux.devices)
     try:
         cgroups.apply_devices(rules)
     except (OSError, CgroupError) as exc:

@@ -136,15 +136,14 @@ def merge_resources(old: dict[str, Any] | None, update: dict[str, Any]) -> dict[
 
 
 def _apply(manager: Any, resources: dict[str, Any]) -> None:
-    """Hand merged resources to the cgroup drivers: typed once `Resources.from_json` exists.
+    """Hand the merged resources, typed and validated, to the cgroup drivers.
 
     Device rules are left out: update never changes them (runc sets SkipDevices).
     """
-    resources = {k: v for k, v in resources.items() if k != "devices"}
-    from pyrunc.spec import resources as model
+    from pyrunc.spec.resources import Resources
 
-    from_json = getattr(getattr(model, "Resources", None), "from_json", None)
-    manager.apply_resources(from_json(resources) if from_json is not None else resources)
+    resources = {k: v for k, v in resources.items() if k != "devices"}
+    manager.apply_resources(Resources.from_json(resources))
 
 
 def update(root: str, container_id: str, new: dict[str, Any]) -> None:

@@ -27,10 +27,10 @@ _libc.syscall.restype = ctypes.c_long
 _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "setns": 308, "unshare": 272,
                "keyctl": 250, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436,
-               "seccomp": 317},
+               "seccomp": 317, "set_mempolicy": 238},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "setns": 268, "unshare": 97,
                 "keyctl": 219, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436,
-                "seccomp": 277},
+                "seccomp": 277, "set_mempolicy": 237},
 }
 _MACHINE = os.uname().machine
 
@@ -194,6 +194,18 @@ def pidfd_open(pid: int) -> int:
 
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
+
+
+def set_mempolicy(mode: int, nodes: tuple[int, ...] = ()) -> None:
+    """set_mempolicy(2): `mode` (MPOL_* | MPOL_F_* flags) over the NUMA `nodes` given."""
+    words = (max(nodes) // 64 + 1) if nodes else 0
+    mask = (ctypes.c_ulong * max(words, 1))()
+    for node in nodes:
+        mask[node // 64] |= 1 << (node % 64)
+    # maxnode counts bits, plus one: the kernel has always read one bit fewer than it is told.
+    res = _libc.syscall(_NR["set_mempolicy"], ctypes.c_int(mode),
+                        mask if nodes else None, ctypes.c_ulong(words * 64 + 1 if nodes else 0))
+    _check(res, f"set_mempolicy mode {mode:#x} nodes {','.join(map(str, nodes)) or '-'}")
 
 
 def close_range(first: int, last: int, *, cloexec: bool = False) -> None:

@@ -156,6 +156,9 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
 
         step = steps.enter("set up process")
         attrs.set_rlimits(process)
+        if config.linux.memory_policy is not None:
+            policy = config.linux.memory_policy   # inherited by the program across execve
+            syscalls.set_mempolicy(policy.mode | policy.flags, policy.nodes)
         # Before a seccomp filter can be loaded: profiles written before close_range(2)
         # existed deny it.
         attrs.close_inherited_fds(3 + spec.listen_fds + spec.preserve_fds)

@@ -52,7 +52,16 @@ def load_bundle(bundle: str) -> Config:
 
     doc = read_config(bundle)
     validate_config(doc)
-    config = Config.from_json(doc, bundle)
+    from pyrunc.spec.mempolicy import MemoryPolicyError
+    from pyrunc.spec.resources import ResourcesError
+
+    try:
+        config = Config.from_json(doc, bundle)
+    except (ResourcesError, MemoryPolicyError) as exc:
+        pointer, _, message = str(exc).partition(": ")
+        section = "config-linux.md#memory-policy" if isinstance(exc, MemoryPolicyError) \
+            else "config-linux.md#control-groups"
+        raise _fail(pointer, message, section) from None
     check_semantics(config)
     return config
 
@@ -122,6 +131,45 @@ def check_semantics(config: Config) -> None:
         if not os.path.isabs(mount.destination):
             raise _fail(f"/mounts/{i}/destination", f"{mount.destination!r} must be absolute",
                         "config.md#mounts")
+    _check_host_resources(config)
+
+
+def _check_host_resources(config: Config) -> None:
+    """Resource settings this host cannot honour, refused before anything is created."""
+    raw_linux = config.raw.get("linux") or {}
+    resources = config.linux.resources
+    if resources.unified or resources.memory is not None:
+        from pyrunc.cgroups import is_v2_host
+
+        if resources.unified and not is_v2_host():
+            raise _fail("/linux/resources/unified", "cgroup v2 files cannot be set on this host: "
+                        "its cgroup controllers are v1 hierarchies", "config-linux.md#unified")
+        if resources.memory is not None and is_v2_host():
+            from pyrunc.cgroups.convert import ConversionError, swap_to_v2
+
+            try:
+                swap_to_v2(resources.memory.swap or 0, resources.memory.limit or 0)
+            except ConversionError as exc:
+                pointer, _, message = str(exc).partition(": ")
+                raise _fail(pointer, message, "config-linux.md#memory") from None
+    if resources.hugepage_limits:
+        from pyrunc.cgroups.hugepages import check_page_sizes
+
+        problem = check_page_sizes(config.linux.resources)
+        if problem:
+            pointer, _, message = problem.partition(": ")
+            raise _fail(pointer, message, "config-linux.md#huge-page-limits")
+    if raw_linux.get("intelRdt") is not None:
+        # As runc: refused where the kernel's resctrl filesystem is not there; pyrunc has no
+        # resctrl support yet, so it refuses where it is, too, rather than ignore the request.
+        why = "Intel RDT is not enabled (resctrl is not mounted)" if not _resctrl_mounted() \
+            else "Intel RDT (resctrl) is not supported by pyrunc yet"
+        raise _fail("/linux/intelRdt", why, "config-linux.md#intelrdt")
+
+
+def _resctrl_mounted(mountinfo: str = "/proc/self/mountinfo") -> bool:
+    with open(mountinfo) as f:
+        return any(" - resctrl " in line for line in f)
 
 
 #: IPC sysctls: namespaced by the ipc namespace.
@@ -155,8 +203,7 @@ def sysctl_problem(key: str, linux: Linux) -> str | None:
 NOT_APPLIED = (
     ("process", "apparmorProfile"), ("process", "selinuxLabel"), ("process", "scheduler"),
     ("process", "ioPriority"), ("process", "execCPUAffinity"), ("linux", "mountLabel"),
-    ("linux", "intelRdt"), ("linux", "personality"), ("linux", "memoryPolicy"),
-    ("linux", "netDevices"),
+    ("linux", "personality"), ("linux", "netDevices"),
 )
 
 

@@ -11,8 +11,10 @@ Only the fields pyrunc acts on are modelled; the raw document stays available as
 
 from __future__ import annotations
 
-from typing import NamedTuple
-from typing import Any
+from typing import Any, NamedTuple
+
+from pyrunc.spec.mempolicy import MemoryPolicy, parse_memory_policy
+from pyrunc.spec.resources import Resources
 
 #: Namespace types as the runtime-spec names them, in the order pyrunc joins or creates them.
 #: The user namespace comes first so that every other namespace is owned by it.
@@ -143,7 +145,8 @@ class Linux(NamedTuple):
     time_offsets: dict[str, tuple[int, int]] = {}  # clock -> (secs, nanosecs); never mutated
     devices: tuple[Device, ...] = ()
     cgroups_path: str | None = None
-    resources: dict[str, Any] = {}
+    resources: Resources = Resources()
+    memory_policy: MemoryPolicy | None = None
     rootfs_propagation: str | None = None
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
@@ -161,7 +164,9 @@ class Linux(NamedTuple):
             time_offsets=offsets,
             devices=tuple(Device.from_json(x) for x in d.get("devices") or ()),
             cgroups_path=d.get("cgroupsPath") or None,
-            resources=d.get("resources") or {},
+            resources=Resources.from_json(d.get("resources")),
+            memory_policy=None if d.get("memoryPolicy") is None
+            else parse_memory_policy(d["memoryPolicy"]),
             rootfs_propagation=d.get("rootfsPropagation") or None,
             masked_paths=tuple(d.get("maskedPaths") or ()),
             readonly_paths=tuple(d.get("readonlyPaths") or ()),

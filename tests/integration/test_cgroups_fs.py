@@ -237,13 +237,29 @@ def test_systemd_form_is_refused() -> None:
         cgroup_manager("machine.slice:libpod:abc", "abc")
 
 
-def test_apply_resources_warns_once_per_key(cgroup_path: str, capfd: pytest.CaptureFixture[str]) -> None:
+def test_apply_resources_refuses_what_v1_cannot_hold_before_writing(cgroup_path: str) -> None:
+    from pyrunc.spec.resources import Resources
+
     manager = cgroup_manager(cgroup_path, "x")
-    manager.apply_resources({"memory": {"limit": 1 << 20}, "pids": {"limit": 10}})
-    err = capfd.readouterr().err
-    assert "linux.resources.memory is not applied yet" in err
-    assert "linux.resources.pids is not applied yet" in err
-    assert not any(os.path.exists(d) for d in _hierarchy_dirs(manager).values())
+    manager.create()
+    try:
+        directory = _hierarchy_dirs(manager)["pids"]
+        with pytest.raises(CgroupError, match=r"^/linux/resources/unified: "):
+            manager.apply_resources(Resources.from_json(
+                {"pids": {"limit": 7}, "unified": {"pids.max": "7"}}))
+        if "net_cls" not in _hierarchy_dirs(manager):
+            with pytest.raises(CgroupError, match=r"^set /linux/resources/network "
+                               r"\(net_cls.classid\): the net_cls cgroup controller is not "
+                               r"mounted on this host: ENOENT$"):
+                manager.apply_resources(Resources.from_json(
+                    {"pids": {"limit": 7}, "network": {"classID": 42}}))
+        with open(os.path.join(directory, "pids.max")) as f:
+            assert f.read().strip() == "max"   # nothing was written by the refused calls
+        manager.apply_resources(Resources.from_json({"pids": {"limit": 7}}))
+        with open(os.path.join(directory, "pids.max")) as f:
+            assert f.read().strip() == "7"
+    finally:
+        manager.destroy()
 
 
 # --- the v2 driver, exercised on the hybrid host's cgroup2 mount ---------------------------------

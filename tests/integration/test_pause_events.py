@@ -327,7 +327,6 @@ def test_events_stream_ends_when_the_container_is_deleted(runtime, bundle):
         stream.close()
 
 
-@pytest.mark.xfail(strict=False, reason="needs resource drivers")
 def test_oom_after_update_memory(runtime, bundle, cgroup_path, tmp_path):
     b, go = oom_bundle(bundle, tmp_path)
     runtime("run", "--detach", "--bundle", str(b), "c13")

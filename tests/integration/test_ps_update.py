@@ -1,9 +1,8 @@
 """`ps` and `update` with real containers on this host's v1 hierarchies.
 
 ps is checked against the container's cgroup.procs and against ps(1) itself. update is checked
-through what it stores (the merged resources in the container state) and, where the resource
-drivers write them, through the cgroup files; those tests are marked xfail until the drivers
-(`CgroupManager.apply_resources`) write limits.
+through what it stores (the merged resources in the container state) and through the cgroup
+files the resource drivers write.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ pytestmark = [
 ]
 
 V1 = Path("/sys/fs/cgroup")
-needs_drivers = pytest.mark.xfail(strict=False, reason="needs resource drivers")
 
 
 def cgroup_file(controller: str, cgroup_path: str, name: str) -> Path:
@@ -194,7 +192,6 @@ def test_update_works_on_a_paused_container(runtime, bundle):
     runtime("delete", "--force", "u6")
 
 
-@needs_drivers
 def test_update_changes_pids_max_live(runtime, bundle, cgroup_path):
     runtime("run", "--detach", "--bundle", str(bundle("sleep", "100")), "u7")
     try:
@@ -206,7 +203,6 @@ def test_update_changes_pids_max_live(runtime, bundle, cgroup_path):
         runtime("delete", "--force", "u7")
 
 
-@needs_drivers
 def test_update_changes_the_memory_limit_live(runtime, bundle, cgroup_path):
     runtime("run", "--detach", "--bundle", str(bundle("sleep", "100")), "u8")
     try:
@@ -221,7 +217,6 @@ def test_update_changes_the_memory_limit_live(runtime, bundle, cgroup_path):
         runtime("delete", "--force", "u8")
 
 
-@needs_drivers
 @pytest.mark.skipif(not os.path.exists("/usr/sbin/runc"), reason="runc is not installed")
 def test_update_writes_what_runc_update_writes(runtime, bundle, cgroup_path, tmp_path):
     """The same update flags under runc and pyrunc leave the same v1 cgroup values."""

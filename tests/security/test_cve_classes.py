@@ -7,7 +7,6 @@ not on what pyrunc says it did.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest

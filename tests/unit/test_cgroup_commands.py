@@ -159,24 +159,14 @@ def test_update_input_errors_name_the_pointer(doc, pointer):
         check_input(doc)
 
 
-def test_apply_passes_the_typed_model_when_it_exists(monkeypatch):
+def test_apply_passes_the_typed_model_without_device_rules():
     seen = []
     manager = types.SimpleNamespace(apply_resources=seen.append)
-    resources = {"pids": {"limit": 3}, "devices": [{"allow": False}]}
-    from pyrunc.spec import resources as model
+    update_mod._apply(manager, {"pids": {"limit": 3}, "devices": [{"allow": False}]})
+    from pyrunc.spec.resources import Resources
 
-    monkeypatch.delattr(model, "Resources", raising=False)
-    update_mod._apply(manager, resources)
-    assert seen[-1] == {"pids": {"limit": 3}}          # a dict, and never the device rules
-
-    class Resources:
-        @classmethod
-        def from_json(cls, d):
-            return ("typed", d)
-
-    monkeypatch.setattr(model, "Resources", Resources, raising=False)
-    update_mod._apply(manager, resources)
-    assert seen[-1] == ("typed", {"pids": {"limit": 3}})
+    assert isinstance(seen[-1], Resources)
+    assert seen[-1].pids.limit == 3 and not seen[-1].devices
 
 
 PS_OUTPUT = """UID          PID    PPID  C STIME TTY          TIME CMD

@@ -3,6 +3,10 @@
 One directory per container. A controller is usable in a cgroup only when every ancestor lists it in
 cgroup.subtree_control, so creation enables the available ones on the way down. Freezing uses the
 core cgroup.freeze file (Linux 5.2) and cgroup.kill (5.14) kills the whole tree in one write.
+
+Resources go in runc's order (pids, memory, io, cpu, devices, cpuset, hugetlb, rdma, then the
+`unified` files, which therefore override the rest); a limit whose controller is not enabled in
+the container's cgroup fails before anything is written.
 """
 
 from __future__ import annotations
@@ -11,10 +15,28 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyrunc.cgroups import UNIFIED, V2_ROOT, CgroupError
 from pyrunc.cgroups.fs import FsManagerBase, cgroup_mounts, hierarchy_dir, own_cgroups, read, write
+from pyrunc.spec.resources import Resources
+
+Wanted = Callable[[Resources], "str | None"]
+Apply = Callable[[str, Resources], None]
+
+
+def _controllers() -> list[tuple[str, Wanted, Apply]]:
+    """(config field, wanted, apply) in runc's order; `wanted` names the first file written."""
+    from pyrunc.cgroups.v2 import cpu, cpuset, hugetlb, io, memory, pids, rdma
+
+    return [("pids", pids.wanted, pids.apply), ("memory", memory.wanted, memory.apply),
+            ("blockIO", io.wanted, io.apply), ("cpu", cpu.wanted, cpu.apply),
+            ("cpu", cpuset.wanted, cpuset.apply),
+            ("hugepageLimits", hugetlb.wanted, hugetlb.apply),
+            ("rdma", rdma.wanted, rdma.apply)]
+
+
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -63,6 +85,42 @@ class FsV2Manager(FsManagerBase):
 
         apply_v2(self._dir, rules)
 
+    # --- resources -------------------------------------------------------------------------------
+
+    def apply_resources(self, resources: Resources) -> None:
+        """Write every limit of `resources` to the container's cgroup files."""
+        steps = _controllers()
+        self._check_resources(resources, steps)
+        _note_ignored(resources)
+        for _, _, apply in steps:
+            apply(self._dir, resources)
+        if resources.unified:
+            from pyrunc.cgroups.v2 import unified
+
+            unified.apply(self._dir, resources)
+
+    def _check_resources(self, resources: Resources,
+                         steps: list[tuple[str, Wanted, Apply]]) -> None:
+        """Fail before any write when a needed controller is missing or swap cannot convert."""
+        m = resources.memory
+        if m is not None:
+            from pyrunc.cgroups.convert import swap_to_v2
+
+            swap_to_v2(m.swap or 0, m.limit or 0)
+        try:
+            available = set(read(self._dir, "cgroup.controllers").split())
+        except OSError as exc:
+            from pyrunc.cgroups.fs import fail
+
+            fail(exc, f"read cgroup.controllers of {self._dir}")
+        for field, wanted, _ in steps:
+            name = wanted(resources)
+            controller = name.partition(".")[0] if name else None
+            if controller is not None and controller not in available:
+                raise CgroupError(f"set /linux/resources/{field} ({name}): the {controller} "
+                                  f"controller is not enabled in {self._dir} (not in "
+                                  f"cgroup.controllers): ENOENT")
+
     # --- freezer ---------------------------------------------------------------------------------
 
     def can_freeze(self) -> bool:
@@ -105,6 +163,22 @@ class FsV2Manager(FsManagerBase):
                     raise
             return
         super().kill_all(sig)
+
+
+def _note_ignored(resources: Resources) -> None:
+    """Settings that have no cgroup v2 file; runc ignores them there too, pyrunc says so."""
+    from pyrunc import log
+
+    m, n = resources.memory, resources.network
+    if m is not None and (m.kernel is not None or m.kernel_tcp is not None):
+        log.warning("/linux/resources/memory/kernel, kernelTCP: kernel memory limits are ignored "
+                    "(deprecated by the kernel; runc ignores them too)")
+    if m is not None and (m.swappiness is not None or m.disable_oom_killer):
+        log.debug("/linux/resources/memory: swappiness and disableOOMKiller have no cgroup v2 "
+                  "file: not applied (as with runc)")
+    if n is not None and (n.class_id or n.priorities):
+        log.warning("/linux/resources/network: not applied: net_cls and net_prio are cgroup v1 "
+                    "controllers (runc ignores them on v2 too)")
 
 
 def _events_frozen(directory: str) -> bool:

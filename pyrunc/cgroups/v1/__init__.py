@@ -4,12 +4,18 @@ Each v1 hierarchy is a separate filesystem with its own tree; a container has on
 (co-mounted controllers such as `cpu,cpuacct` share it). On a hybrid host the container also gets a
 directory in the cgroup2 mount, so that tools reading the `0::` line of /proc/<pid>/cgroup find it.
 Freezing uses the v1 freezer controller.
+
+Resources go controller by controller, in runc's order (cpuset, devices, memory, cpu, pids, blkio,
+hugetlb, net_cls, net_prio, rdma); each controller module writes its own files. A limit whose
+controller is not mounted fails, as with runc; `unified` (cgroup v2 files) is refused.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyrunc.cgroups import CgroupError
@@ -21,6 +27,27 @@ from pyrunc.cgroups.fs import (
     read,
     write,
 )
+from pyrunc.spec.resources import Resources
+
+Wanted = Callable[[Resources], "str | None"]
+Apply = Callable[[str, Resources], None]
+
+
+def _controllers() -> list[tuple[str, str, Wanted, Apply]]:
+    """(controller, config field, wanted, apply) in runc's order; modules imported when used."""
+    from pyrunc.cgroups.v1 import cpu, cpuset, hugetlb, io, memory, net, pids, rdma
+
+    return [
+        ("cpuset", "cpu", cpuset.wanted, cpuset.apply),
+        ("memory", "memory", memory.wanted, memory.apply),
+        ("cpu", "cpu", cpu.wanted, cpu.apply),
+        ("pids", "pids", pids.wanted, pids.apply),
+        ("blkio", "blockIO", io.wanted, io.apply),
+        ("hugetlb", "hugepageLimits", hugetlb.wanted, hugetlb.apply),
+        ("net_cls", "network", net.cls_wanted, net.apply_cls),
+        ("net_prio", "network", net.prio_wanted, net.apply_prio),
+        ("rdma", "rdma", rdma.wanted, rdma.apply),
+    ]
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,6 +92,30 @@ class FsV1Manager(FsManagerBase):
         from pyrunc.cgroups.devices import apply_v1
 
         apply_v1(self._dirs.get("devices"), rules)
+
+    # --- resources -------------------------------------------------------------------------------
+
+    def apply_resources(self, resources: Resources) -> None:
+        """Write every limit of `resources` to its controller's directory.
+
+        Nothing is written when a needed controller is missing: that is found out first.
+        """
+        if resources.unified:
+            raise CgroupError("/linux/resources/unified: cgroup v2 files cannot be set on a "
+                              "cgroup v1 host (its controllers are v1 hierarchies)")
+        steps = _controllers()
+        for controller, field, wanted, _ in steps:
+            name = wanted(resources)
+            if name is not None and controller not in self._dirs:
+                raise CgroupError(f"set /linux/resources/{field} ({name}): the {controller} "
+                                  f"cgroup controller is not mounted on this host: "
+                                  f"{errno.errorcode[errno.ENOENT]}")
+        from pyrunc.cgroups.v1 import memory
+
+        memory.warn_ignored(resources)
+        for controller, _, _, apply in steps:
+            if controller in self._dirs:
+                apply(self._dirs[controller], resources)
 
     # --- freezer ---------------------------------------------------------------------------------
 
