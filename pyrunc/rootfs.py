@@ -43,7 +43,15 @@ from pyrunc.linux.consts import (
     MS_SLAVE,
     MS_STRICTATIME,
 )
-from pyrunc.linux.syscalls import KernelError, describe_oserror, mount, mount_setattr, pivot_root, umount2
+from pyrunc.linux.procfs import PROC_SUPER_MAGIC, fs_type
+from pyrunc.linux.syscalls import (
+    KernelError,
+    describe_oserror,
+    mount,
+    mount_setattr,
+    pivot_root,
+    umount2,
+)
 from pyrunc.mountopts import (
     MountOptions,
     UnsupportedMountOption,
@@ -815,8 +823,6 @@ def write_sysctls(sysctl: dict[str, str], procfs_fd: int | None = None) -> None:
     and checked to be on procfs before a byte is written (the CVE-2025-52881 class: a /proc/sys
     redirected by the image or a mount must not turn a sysctl into a write elsewhere).
     """
-    from pyrunc.linux.procfs import PROC_SUPER_MAGIC, fs_type
-
     for key, value in sysctl.items():
         relative = "sys/" + key.replace(".", "/")
         path = "/proc/" + relative
@@ -855,8 +861,6 @@ def make_path_readonly(path: str) -> None:
 
 
 def _is_procfs(path: str) -> bool:
-    from pyrunc.linux.procfs import PROC_SUPER_MAGIC, fs_type
-
     try:
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
