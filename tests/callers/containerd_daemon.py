@@ -150,7 +150,8 @@ class Containerd:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        time.sleep(0.2) if forced else None
+        if forced:
+            time.sleep(0.2)   # let the killed shims exit before they are reaped
         reap_children()
         for mount in mounts_under(self.base):
             subprocess.run(["umount", "-l", mount], check=False, capture_output=True)

@@ -158,7 +158,8 @@ def test_run_passes_output_and_exit_status_through(ctr: Ctr) -> None:
 
 def test_run_with_a_tty_gives_the_program_a_terminal(ctr: Ctr) -> None:
     cid = new_id("tty")
-    script = "tty; [ -t 1 ] && echo stdout-is-a-tty; exit 5"
+    # The sleep keeps the task alive until ctr has sent the terminal's size (see the exec test).
+    script = "tty; [ -t 1 ] && echo stdout-is-a-tty; sleep 1; exit 5"
     result = ctr.in_pty(*ctr.run_argv(cid, "sh", "-c", script, flags=("--rm", "--tty")))
     assert result.returncode == 5, result.stdout + result.stderr
     # ctr writes a NUL to the terminal first (script shows it as "^@"), with runc too.
@@ -187,8 +188,9 @@ def test_task_exec_without_a_tty(ctr: Ctr, running: str) -> None:
 
 
 def test_task_exec_with_a_tty(ctr: Ctr, running: str) -> None:
-    # The sleep keeps the process alive until ctr has sent the terminal's size (a resize of an
-    # exec that already exited is logged as an error by ctr, with runc as well).
+    # The sleep keeps the process alive until ctr has sent the terminal's size: ctr resizes
+    # only after the start, and logs an error for a process that has already exited (with
+    # runc as well).
     result = ctr.in_pty(*ctr.exec_argv(running, "shell", "sh", "-c",
                                        "tty; [ -t 1 ] && echo stdout-is-a-tty; sleep 1; exit 4",
                                        flags=("--tty",)))
