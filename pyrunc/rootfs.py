@@ -494,6 +494,9 @@ def mount_filesystem(config: Config, m: Mount, opts: MountOptions, dest: str) ->
         # A tmpfs starts with the mode of the directory it covers unless the options say otherwise.
         mode = stat.S_IMODE(os.stat(dest).st_mode)
         data = f"mode={mode:04o}" + ("," + data if data else "")
+    from pyrunc import lsm
+
+    data = lsm.with_mount_label(m.type, data, config.raw.get("linux", {}).get("mountLabel"))
     _mkdir(dest, what)
     if m.type == "tmpfs" and opts.copy_up:
         _mount_tmpfs_copy_up(m, flags, data, dest)
