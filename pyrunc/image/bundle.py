@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyrunc.image.layout import ImageError, resolve
-from pyrunc.image.merge import copy_layers, mount_overlay, unmount
+from pyrunc.image.merge import OverlayUnusable, copy_layers, mount_overlay, unmount
 from pyrunc.image.store import BUNDLE_RECORD, LayerStore
 
 OVERLAY = "overlay"
@@ -75,6 +75,7 @@ def create(image_ref: str, bundle: str, store: LayerStore, *, args: list[str] | 
                                     entrypoint=entrypoint, tty=tty)
             record = {"image": image_ref, "manifest": image.manifest_digest,
                       "store": store.root, "mode": result.mode,
+                      "fallback": result.fallback_reason,
                       "layers": [layer.digest for layer in image.layers]
                       if result.mode == OVERLAY else []}
             for name, doc in (("config.json", config), (BUNDLE_RECORD, record)):
@@ -104,7 +105,7 @@ def _make_rootfs(bundle: str, layer_dirs: list[str], copy: bool,
             undo.append(lambda path=path: shutil.rmtree(path))  # type: ignore[misc]
         try:
             mount_overlay(_unique_top_first(layer_dirs), upper, work, rootfs)
-        except OSError as exc:
+        except (OSError, OverlayUnusable) as exc:
             reason = str(exc)
             for _ in range(2):  # upper and work are not needed for a copy
                 undo.pop()()

@@ -22,14 +22,18 @@ from pyrunc.image.unpack import OPAQUE_XATTR
 _MAX_OPTIONS = 4095  # mount(2) copies at most one page of options
 
 
+class OverlayUnusable(ImageError):
+    """The overlay cannot be described for these paths: the caller may copy instead."""
+
+
 def overlay_options(lowers_top_first: list[str], upper: str, work: str) -> str:
     for path in (*lowers_top_first, upper, work):
         if any(c in path for c in ",:\\"):
-            raise ImageError(f"overlay: path {path!r} contains ',', ':' or '\\', which overlay "
+            raise OverlayUnusable(f"overlay: path {path!r} contains ',', ':' or '\\', which overlay "
                              "options cannot carry: use another store or bundle path")
     options = f"lowerdir={':'.join(lowers_top_first)},upperdir={upper},workdir={work}"
     if len(options) > _MAX_OPTIONS:
-        raise ImageError(f"overlay: {len(lowers_top_first)} layers make {len(options)} bytes of "
+        raise OverlayUnusable(f"overlay: {len(lowers_top_first)} layers make {len(options)} bytes of "
                          "mount options (at most 4095): use a shorter --store path")
     return options
 

@@ -44,11 +44,13 @@ def make(tmp_path: Path, runtime: Runtime, store: Path, cgroup_path: str
     """Factory: make(image_ref, *args, copy=False) -> bundle dir (with our cgroupsPath)."""
     made: list[Path] = []
 
-    def factory(ref: str | Path, *args: str, copy: bool = False, name: str = "") -> Path:
+    def factory(ref: str | Path, *args: str, copy: bool = False, name: str = "",
+                log: Path | None = None) -> Path:
         bundle = tmp_path / (name or f"b-{uuid.uuid4().hex[:8]}")
         flags = ["--copy"] if copy else []
-        runtime("bundle", "create", "--store", str(store), "--image", str(ref), *flags,
-                str(bundle), *(("--", *args) if args else ()))
+        command = ["bundle", "create", "--store", str(store), "--image", str(ref), *flags,
+                   str(bundle), *(("--", *args) if args else ())]
+        runtime(*command, global_args=("--log", str(log)) if log else ())
         made.append(bundle)
         config = json.loads((bundle / "config.json").read_text())
         config["linux"]["cgroupsPath"] = cgroup_path
@@ -277,6 +279,20 @@ def test_bundle_mount_restores_the_overlay(runtime: Runtime, image: Path,
     assert not (bundle / "rootfs" / "kept").exists()
     runtime("bundle", "mount", str(bundle))
     assert run_in(runtime, bundle) == "keep-v2-again"
+
+
+def test_where_overlay_cannot_be_used_the_rootfs_is_a_copy_and_it_says_so(
+        runtime: Runtime, image: Path, make: Callable, tmp_path: Path) -> None:
+    # A ',' in the upper dir's path cannot be written in overlay's mount options.
+    log = tmp_path / "log"
+    bundle = make(image, "cat", "/data/keep", name="comma,bundle", log=log)
+    record = json.loads((bundle / "image.json").read_text())
+    assert record["mode"] == "copy" and "contains ','" in record["fallback"]
+    assert "plain copy, not an overlay" in log.read_text()
+    assert not os.path.ismount(bundle / "rootfs") and not (bundle / "upper").exists()
+    assert run_in(runtime, bundle) == "keep-v2"
+    assert record["layers"] == []  # the copy needs no layer: gc may take them
+    assert len(runtime("bundle", "gc", "--store", str(record["store"])).stdout.split()) == 6
 
 
 def test_bundle_create_fails_cleanly_without_a_command(runtime: Runtime, tmp_path: Path,
