@@ -18,17 +18,18 @@ SUBCOMMANDS: dict[str, tuple[str, list[Flag], str]] = {
         Flag("tty, t", help="give the process a terminal (process.terminal)"),
         Flag("entrypoint", "list", help="replace the image's Entrypoint (repeat for each word; "
              "drops the image's Cmd)"),
-    ], "write a bundle whose rootfs is the image's layers merged (overlay) under a "
-       "writable upper dir; ARGS replace the image's Cmd"),
+    ], "write a bundle whose rootfs is the image's layers merged (overlay) under a\n"
+       "      writable upper dir; ARGS replace the image's Cmd"),
     "mount": ("DIR", [], "mount an image bundle's overlay rootfs again (after a reboot)"),
     "rm": ("DIR", [], "unmount an image bundle's rootfs and remove the bundle (not the layers)"),
     "gc": ("", [STORE_FLAG], "remove the layers no image bundle uses any more"),
 }
 
 USAGE = "create|mount|rm|gc [options] ..."
-DESCRIPTION = "".join(f"   {NAME} {usage}\n      {text}\n{format_flags(flags)}\n"
-                      .replace("\n\n", "\n")
-                      for NAME, (usage, flags, text) in SUBCOMMANDS.items())
+DESCRIPTION = "\n".join(
+    f"   {name} {usage}\n      {text}\n"
+    + "".join(f"   {line}\n" for line in format_flags(flags).splitlines())
+    for name, (usage, flags, text) in SUBCOMMANDS.items())
 FLAGS: list[Flag] = []
 INTERSPERSED = False
 

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -103,6 +104,10 @@ def _make_rootfs(bundle: str, layer_dirs: list[str], copy: bool,
         for path in (upper, work):
             os.mkdir(path, 0o755)
             undo.append(lambda path=path: shutil.rmtree(path))  # type: ignore[misc]
+        # The merged "/" shows the upper dir's owner and mode: give it the image's.
+        top = os.stat(layer_dirs[-1])
+        os.chown(upper, top.st_uid, top.st_gid)
+        os.chmod(upper, stat.S_IMODE(top.st_mode))
         try:
             mount_overlay(_unique_top_first(layer_dirs), upper, work, rootfs)
         except (OSError, OverlayUnusable) as exc:

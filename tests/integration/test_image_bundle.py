@@ -120,6 +120,15 @@ def test_container_sees_exactly_the_merged_view(runtime: Runtime, image: Path, m
     assert rest.split() == ["keep-v2new", "/data/keep", "../data/keep"]
 
 
+@pytest.mark.parametrize("copy", [False, True], ids=["overlay", "copy"])
+def test_the_root_directory_has_the_top_layers_owner_and_mode(
+        runtime: Runtime, tmp_path: Path, make: Callable, copy: bool) -> None:
+    image = tmp_path / "rootmode"
+    write_layout(image, [Layer().busybox(), Layer().dir(".", 0o711, uid=7, gid=8)])
+    bundle = make(image, "stat", "-c", "%a %u %g", "/", copy=copy)
+    assert run_in(runtime, bundle) == "711 7 8\n"
+
+
 def test_writes_land_in_the_upper_dir_only(runtime: Runtime, image: Path, make: Callable,
                                            store: Path) -> None:
     bundle = make(image, "sh", "-c", "echo w > /new && echo v3 > /data/keep && rm /etc/group")
