@@ -43,10 +43,12 @@ class _HashingReader:
         self._stream = stream
         self._hash = hashlib.new(algorithm)
         self.algorithm = algorithm
+        self.count = 0
 
     def read(self, size: int = -1) -> bytes:
         data: bytes = self._stream.read(size)
         self._hash.update(data)
+        self.count += len(data)
         return data
 
     def drain(self) -> str:
@@ -99,8 +101,14 @@ def unpack_layer(blob: str, dest: str, diff_id: str, where: str) -> None:
             try:
                 with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
                     _Extractor(tar, root_fd, where).run()
-                got = reader.drain()
+            except tarfile.ReadError:
+                if reader.count:  # an empty stream is an empty layer; anything else is bad
+                    raise UnpackError(f"{where}: not a valid layer tar") from None
             except (tarfile.TarError, EOFError, gzip.BadGzipFile) as exc:
+                raise UnpackError(f"{where}: not a valid layer tar: {exc}") from None
+            try:
+                got = reader.drain()
+            except (EOFError, gzip.BadGzipFile) as exc:
                 raise UnpackError(f"{where}: not a valid layer tar: {exc}") from None
     finally:
         os.close(root_fd)

@@ -113,6 +113,22 @@ def test_unpack_refuses_a_wrong_diff_id(tmp_path: Path) -> None:
 
 
 @needs_root
+@pytest.mark.parametrize("data", [b"", b"\0" * 1024, b"not a tar at all" * 64])
+def test_an_empty_layer_is_empty_and_junk_is_refused(tmp_path: Path, data: bytes) -> None:
+    blob = tmp_path / "blob"
+    blob.write_bytes(gzip.compress(data))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    if data.startswith(b"not"):
+        with pytest.raises(UnpackError, match="not a valid layer tar"):
+            unpack_layer(str(blob), str(dest), diff_id, "layer")
+    else:
+        unpack_layer(str(blob), str(dest), diff_id, "layer")
+        assert os.listdir(dest) == []
+
+
+@needs_root
 def test_unpack_drops_trusted_xattrs_from_the_tar(tmp_path: Path) -> None:
     layer = Layer().file("a", "1")
     layer.members[0][0].pax_headers = {"SCHILY.xattr.trusted.overlay.redirect": "/etc",
