@@ -205,6 +205,9 @@ class _Extractor:
             return
         if base.startswith(WHITEOUT_PREFIX):
             hidden = base[len(WHITEOUT_PREFIX):]
+            if hidden in ("", ".", "..") or hidden.startswith(WHITEOUT_PREFIX):
+                raise UnpackError(f"{self.where}: member {member.name!r} is not a valid "
+                                  "whiteout: refusing it")
             _remove_entry(parent, hidden, keep_dir=False)
             os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
             return
