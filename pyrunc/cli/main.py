@@ -18,6 +18,7 @@ from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
 #: command name -> (module, one-line summary), in the order `--help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
     # The summaries of runc's commands are runc's own words: `-h` output starts the same way.
+    "bundle": ("bundle", "make a bundle from an OCI image (overlay of its layers), or remove one"),
     "create": ("create", "create a container"),
     "delete": ("delete", "delete any resources held by the container often used with detached "
                          "container"),
