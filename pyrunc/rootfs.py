@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from pyrunc import devices, log
+from pyrunc.linux import paths
 from pyrunc.linux.consts import (
     MNT_DETACH,
     MS_BIND,
@@ -272,18 +273,17 @@ def _apply_propagation_and_attrs(dest: str, opts: MountOptions, what: str) -> No
 
 
 def _mkdir(path: str, what: str) -> None:
+    """mkdir -p of a resolved destination, never through a symlink (see pyrunc.linux.paths)."""
     try:
-        os.makedirs(path, 0o755, exist_ok=True)
+        paths.mkdir_all(path)
     except OSError as exc:
         raise describe_oserror(exc, f"create mount point for {what}")
 
 
 def _touch(path: str, what: str) -> None:
     """Create an empty file to bind a file onto (its parents as directories)."""
-    _mkdir(os.path.dirname(path), what)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755)
-        os.close(fd)
+        paths.create_file(path)
     except OSError as exc:
         raise describe_oserror(exc, f"create mount point for {what}")
 
