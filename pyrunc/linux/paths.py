@@ -13,8 +13,6 @@ from __future__ import annotations
 import errno
 import os
 
-from pyrunc.linux.syscalls import KernelError
-
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -23,8 +21,9 @@ def _open_dir(name: str, parent: int | None, path: str) -> int:
         return os.open(name, _DIR_FLAGS, dir_fd=parent)
     except OSError as exc:
         if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-            raise KernelError(errno.ELOOP, f"{path}: a component is not a directory (a symlink "
-                              "appeared after the path was resolved?)", path) from None
+            # A plain OSError: the caller's step names what was being created.
+            raise OSError(errno.ELOOP, "a component is not a directory (a symlink appeared "
+                          "after the path was resolved?)", path) from None
         raise
 
 
@@ -34,7 +33,7 @@ def mkdir_all(path: str, mode: int = 0o755) -> None:
     try:
         for name in [c for c in path.split("/") if c]:
             if name in (".", ".."):
-                raise KernelError(errno.EINVAL, f"{path}: not a resolved path", path)
+                raise OSError(errno.EINVAL, "not a resolved path", path)
             try:
                 child = _open_dir(name, fd, path)
             except FileNotFoundError:
