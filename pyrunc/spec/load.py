@@ -203,7 +203,7 @@ def sysctl_problem(key: str, linux: Linux) -> str | None:
 NOT_APPLIED = (
     ("process", "apparmorProfile"), ("process", "selinuxLabel"), ("process", "scheduler"),
     ("process", "ioPriority"), ("process", "execCPUAffinity"), ("linux", "mountLabel"),
-    ("linux", "personality"), ("linux", "netDevices"),
+    ("linux", "personality"),
 )
 
 
