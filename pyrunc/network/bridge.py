@@ -79,10 +79,9 @@ def up(opts: BridgeOptions, container_id: str, pid: int) -> ipaddress.IPv4Addres
                 address = leases.allocate(directory, opts.subnet, container_id)
                 _add_veth(host, host_if, netns_path, bridge_index, undo)
                 _configure_inside(netns_path, address, opts)
-                if opts.publish or opts.nat:
-                    nft.apply(host_if, opts.bridge, opts.subnet, address, list(opts.publish),
-                              opts.nat)
-                    undo.append(lambda: nft.remove(host_if))
+                undo.append(lambda: nft.remove(host_if))
+                nft.apply(host_if, opts.bridge, opts.subnet, address, list(opts.publish),
+                          opts.nat)
             except BaseException:
                 for step in reversed(undo):
                     try:

@@ -3,6 +3,11 @@
 Each container gets a table of its own (`ip pyrunc_<host veth>`), so teardown is one
 `nft delete table` and never touches anybody else's rules. Where the host has no `nft`,
 asking for either feature fails with a message saying so; nothing falls back to iptables.
+
+Where `nft` exists every bridge container's table also isolates its bridge: a new connection
+forwarded into the bridge from another interface (another bridge, say) is dropped unless it
+is a published port (DNAT). This matters once forwarding is on (`--nat` turns it on in the
+host's namespace); without nft, bridges are kept apart only by forwarding being off.
 """
 
 from __future__ import annotations
@@ -53,7 +58,10 @@ def require_nft(what: str) -> str:
 def ruleset(host_if: str, bridge: str, subnet: ipaddress.IPv4Network,
             address: ipaddress.IPv4Address, publish: list[Publish], nat: bool) -> str:
     """The container's table, in nft's own syntax (for `nft -f -`)."""
-    lines = [f"table ip {table_name(host_if)} {{"]
+    lines = [f"table ip {table_name(host_if)} {{",
+             "  chain forward {", "    type filter hook forward priority filter;",
+             f'    oifname "{bridge}" iifname != "{bridge}" ct state new ct status != dnat drop',
+             "  }"]
     if publish:
         rules = [f"{p.protocol} dport {p.host_port} dnat to {address}:{p.container_port}"
                  for p in publish]
@@ -70,10 +78,21 @@ def ruleset(host_if: str, bridge: str, subnet: ipaddress.IPv4Network,
 
 def apply(host_if: str, bridge: str, subnet: ipaddress.IPv4Network,
           address: ipaddress.IPv4Address, publish: list[Publish], nat: bool) -> None:
-    nft = require_nft("port publishing" if publish else "outbound NAT")
+    if not publish and not nat:
+        nft = shutil.which("nft")
+        if nft is None:
+            return   # isolation only: forwarding is off unless someone turned it on
+    else:
+        nft = require_nft("port publishing" if publish else "outbound NAT")
     result = subprocess.run([nft, "-f", "-"], input=ruleset(host_if, bridge, subnet, address,
                                                             publish, nat),
                             capture_output=True, text=True)
+    if result.returncode != 0 and not publish and not nat:
+        import sys
+
+        sys.stderr.write(f"pyrunc network: warning: bridge isolation rules not loaded: "
+                         f"{result.stderr.strip()}\n")
+        return
     if result.returncode != 0:
         raise NetworkError(f"nft: load table {table_name(host_if)}: "
                            f"{result.stderr.strip().splitlines()[-1:] or result.returncode}")

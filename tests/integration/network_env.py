@@ -47,6 +47,10 @@ class NetHost:
         self.ip("link", "add", name, "type", "veth", "peer", "name", peer)
         self.own_links += [name, peer]
 
+    def nft(self, *args: str) -> str:
+        return subprocess.run(["nsenter", f"--net={self.path}", "nft", *args],
+                              capture_output=True, text=True).stdout
+
     def links(self) -> list[str]:
         out = self.ip("-o", "link", "show").stdout
         return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())

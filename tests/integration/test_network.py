@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from network_env import NetHost, in_netns_of, netns_inode
+from pyrunc.network.bridge import host_if_name
 from pyrunc_testing import needs_root, pyrunc_command, reap_children
 
 pytestmark = [needs_root, pytest.mark.integration]
@@ -266,3 +268,62 @@ def test_bridge_publish_without_nft_fails_clearly_and_rolls_back(host):
     assert "port publishing needs nftables" in result.stderr
     assert host.links() == ["lo"]
     assert not any(host.leases.rglob("*"))
+
+
+needs_nft = pytest.mark.skipif(shutil.which("nft") is None, reason="needs the nft program")
+
+
+@needs_nft
+def test_bridge_publishes_a_port_and_removes_its_table(host):
+    rt = host.runtime
+    net = _bridge(host, "pvtbr5", "10.71.0.0/24", "--publish", "8080:7000")
+    b = host.bundle(*ECHO_SERVER, network=net)
+    rt("run", "--detach", "--bundle", str(b), "pub1")
+    table = f"pyrunc_{host_if_name('pub1')}"
+    assert "dnat to 10.71.0.2:7000" in host.nft("list", "table", "ip", table)
+    # The host's own address on the bridge, port 8080, reaches the container's port 7000.
+    reply = subprocess.run(["nsenter", f"--net={host.path}", "busybox", "sh", "-c",
+                            "echo hi | busybox nc -w 3 10.71.0.1 8080"],
+                           capture_output=True, text=True, timeout=30)
+    assert reply.stdout.strip() == "echo:hi", reply
+    rt("delete", "--force", "pub1")
+    assert table not in host.nft("list", "tables")
+
+
+@needs_nft
+def test_bridge_nat_reaches_a_network_with_no_route_back_and_keeps_bridges_apart(hosts):
+    host, outside = hosts("h"), hosts("o")
+    # An "upstream" link from the host to a namespace that knows no route to the bridge.
+    host.add_veth("pvtup0", "pvtup1")
+    host.ip("link", "set", "pvtup1", "netns", outside.name)
+    host.ip("addr", "add", "10.200.0.1/24", "dev", "pvtup0")
+    host.ip("link", "set", "pvtup0", "up")
+    outside.ip("addr", "add", "10.200.0.2/24", "dev", "pvtup1")
+    outside.ip("link", "set", "pvtup1", "up")
+    outside.own_links.append("pvtup1")
+    server = subprocess.Popen(["nsenter", f"--net={outside.path}", *(["busybox"] + ECHO_SERVER)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        client = ["sh", "-c", "echo out | nc -w 3 10.200.0.2 7000"]
+        plain = host.bundle(*client, network=_bridge(host, "pvtbr6", "10.72.0.0/24"))
+        assert "echo:" not in host.runtime("run", "--bundle", str(plain), "nat0",
+                                           check=False).stdout
+        natted = host.bundle(*client, network=_bridge(host, "pvtbr6", "10.72.0.0/24", "--nat"))
+        assert host.runtime("run", "--bundle", str(natted), "nat1").stdout.strip() == "echo:out"
+        # Forwarding is on now; a container on another bridge still cannot reach this one.
+        forwarding = subprocess.run(["nsenter", f"--net={host.path}", "cat",
+                                     "/proc/sys/net/ipv4/ip_forward"],
+                                    capture_output=True, text=True).stdout
+        assert forwarding.strip() == "1"
+        srv = host.bundle(*ECHO_SERVER, network=_bridge(host, "pvtbr6", "10.72.0.0/24", "--nat"))
+        host.runtime("run", "--detach", "--bundle", str(srv), "nat2")
+        across = host.bundle("sh", "-c", "echo x | nc -w 3 10.72.0.2 7000",
+                             network=_bridge(host, "pvtbr7", "10.73.0.0/24", "--nat"))
+        result = host.runtime("run", "--bundle", str(across), "nat3", check=False)
+        assert "echo:" not in result.stdout and result.returncode != 0
+        host.runtime("delete", "--force", "nat2")
+    finally:
+        server.kill()
+        server.wait()
+    host.ip("link", "del", "pvtup0", check=False)
