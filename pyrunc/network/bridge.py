@@ -24,6 +24,7 @@ from pyrunc.network import leases, nft
 from pyrunc.network.netlink import (
     NetworkError,
     describe,
+    failures,
     iproute,
     link_index,
     netns_fd,
@@ -83,10 +84,11 @@ def up(opts: BridgeOptions, container_id: str, pid: int) -> ipaddress.IPv4Addres
                 nft.apply(host_if, opts.bridge, opts.subnet, address, list(opts.publish),
                           opts.nat)
             except BaseException:
+                expected: tuple[type[Exception], ...] = (NetworkError, *failures())
                 for step in reversed(undo):
                     try:
                         step()
-                    except Exception:   # best effort: the original error is what matters
+                    except expected:   # best effort: the first error is the one to report
                         pass
                 # The lease, and the bridge and directory when nobody else uses them.
                 _release(host, opts, directory, container_id)
@@ -107,7 +109,7 @@ def down(opts: BridgeOptions, container_id: str) -> None:
             if index is not None:
                 try:
                     host.link("del", index=index)   # takes the container's end with it
-                except Exception as exc:
+                except failures() as exc:
                     raise describe(f"delete veth {host_if}", exc) from None
             nft.remove(host_if)
             _release(host, opts, directory, container_id)
@@ -124,7 +126,7 @@ def _release(host: Any, opts: BridgeOptions, directory: str, container_id: str) 
         if index is not None:
             try:
                 host.link("del", index=index)
-            except Exception as exc:
+            except failures() as exc:
                 raise describe(f"delete bridge {opts.bridge}", exc) from None
     leases.remove_directory(directory)
 
@@ -152,11 +154,13 @@ def _ensure_bridge(host: Any, opts: BridgeOptions, directory: str) -> int:
         with open(marker, "w") as f:   # ours now: the last teardown (or a failed up) removes it
             f.write(f"{opts.subnet}\n")
         index = link_index(host, opts.bridge)
+        if index is None:
+            raise NetworkError(f"create bridge {opts.bridge}: it is not there afterwards")
         step = f"bridge {opts.bridge}: add address {opts.gateway}/{opts.subnet.prefixlen}"
         host.addr("add", index=index, address=str(opts.gateway), prefixlen=opts.subnet.prefixlen)
         step = f"bridge {opts.bridge}: set up"
         host.link("set", index=index, state="up")
-    except Exception as exc:
+    except failures() as exc:
         raise describe(step, exc) from None
     return int(index)
 
@@ -175,7 +179,7 @@ def _add_veth(host: Any, host_if: str, netns_path: str, bridge_index: int,
         host.link("set", index=index, master=bridge_index, state="up")
     except NetworkError:
         raise
-    except Exception as exc:
+    except failures() as exc:
         raise describe(step, exc) from None
 
 
@@ -191,7 +195,7 @@ def _configure_inside(netns_path: str, address: ipaddress.IPv4Address,
         inside.link("set", index=index, state="up")
         step = f"container: add default route via {opts.gateway}"
         inside.route("add", dst="0.0.0.0/0", gateway=str(opts.gateway))
-    except Exception as exc:
+    except failures() as exc:
         raise describe(step, exc) from None
     finally:
         inside.close()

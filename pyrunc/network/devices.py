@@ -22,7 +22,14 @@ from typing import Any
 
 from pyrunc import log
 from pyrunc.linux import syscalls
-from pyrunc.network.netlink import NetworkError, describe, iproute, link_index, netns_fd
+from pyrunc.network.netlink import (
+    NetworkError,
+    describe,
+    failures,
+    iproute,
+    link_index,
+    netns_fd,
+)
 
 #: Where the container's network namespace is pinned, inside its state directory.
 PIN_NAME = "netns"
@@ -138,7 +145,7 @@ def _valid_ifname(name: object) -> bool:
 
 def _claimed_by_others(root: str, container_id: str) -> dict[str, str]:
     """Host device name -> id of another container (under the same --root) that holds it."""
-    from pyrunc.container.state import ContainerState, StateDir, list_ids
+    from pyrunc.container.state import ContainerError, ContainerState, StateDir, list_ids
 
     claims: dict[str, str] = {}
     for other in list_ids(root):
@@ -146,7 +153,7 @@ def _claimed_by_others(root: str, container_id: str) -> dict[str, str]:
             continue
         try:
             state: ContainerState = StateDir(root, other).load()
-        except (OSError, ValueError, Exception):   # a half-written or vanished state
+        except (OSError, ValueError, ContainerError):   # vanished or half-written: no claim
             continue
         for entry in state.net_devices:
             claims[entry["host"]] = other
@@ -178,7 +185,7 @@ def _move(ipr: Any, current: str, target_fd: int, new_name: str, where: str) -> 
         raise NetworkError(f"move network device {current} {where}: it is gone")
     try:
         ipr.link("set", index=index, net_ns_fd=target_fd, ifname=new_name)
-    except Exception as exc:
+    except failures() as exc:
         raise describe(f"move network device {current} {where} as {new_name}", exc) from None
 
 
@@ -197,7 +204,7 @@ def _restore(ipr: Any, name: str, entry: dict[str, Any]) -> None:
         if entry["up"]:
             step = f"network device {name}: set up"
             ipr.link("set", index=index, state="up")
-    except Exception as exc:
+    except failures() as exc:
         raise describe(step, exc) from None
 
 

@@ -60,6 +60,16 @@ def link_index(ipr: Any, name: str) -> int | None:
     return found[0] if found else None
 
 
+def failures() -> tuple[type[Exception], ...]:
+    """What a netlink request raises: pyroute2's NetlinkError (not an OSError) or OSError.
+
+    A function, so that pyroute2 is imported only where a request was really made.
+    """
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    return (OSError, NetlinkError)
+
+
 def _errname(exc: OSError) -> str:
     import errno
 
@@ -69,6 +79,11 @@ def _errname(exc: OSError) -> str:
 
 def describe(step: str, exc: Exception) -> NetworkError:
     """One line for a failed netlink or system call: the step, then the errno name."""
+    import errno
+
     if isinstance(exc, OSError) and exc.errno:
         return NetworkError(f"{step}: {_errname(exc)}")
+    code = getattr(exc, "code", None)   # NetlinkError: the kernel's errno
+    if isinstance(code, int) and code in errno.errorcode:
+        return NetworkError(f"{step}: {errno.errorcode[code]} ({os.strerror(code)})")
     return NetworkError(f"{step}: {exc}")

@@ -13,27 +13,27 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from network_env import NetHost, in_netns_of, netns_inode
-from pyrunc.network.bridge import host_if_name
 from pyrunc_testing import needs_root, pyrunc_command, reap_children
+
+from pyrunc.network.bridge import host_if_name
 
 pytestmark = [needs_root, pytest.mark.integration]
 
 
 @pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[list[NetHost]]:
+def hosts(tmp_path: Path) -> Iterator[Callable[..., NetHost]]:
     made: list[NetHost] = []
 
     def new(tag: str = "h") -> NetHost:
         made.append(NetHost(tmp_path, tag))
         return made[-1]
 
-    yield new  # type: ignore[misc]
+    yield new
     left = []
     for host in made:
         left += host.close()
@@ -42,7 +42,7 @@ def hosts(tmp_path: Path) -> Iterator[list[NetHost]]:
 
 
 @pytest.fixture
-def host(hosts) -> NetHost:  # type: ignore[no-untyped-def]
+def host(hosts: Callable[..., NetHost]) -> NetHost:
     return hosts()
 
 
@@ -225,7 +225,7 @@ def test_twenty_concurrent_creates_get_twenty_distinct_addresses(host):
     # stderr to files: each container's init inherits it, so a pipe would never see EOF.
     logs = [host.tmp / f"create{i}.err" for i in range(20)]
     procs = []
-    for i, (b, log) in enumerate(zip(bundles, logs)):
+    for i, (b, log) in enumerate(zip(bundles, logs, strict=True)):
         with open(log, "w") as err:
             procs.append(subprocess.Popen(rt.argv("create", "--bundle", str(b), f"p{i}"),
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

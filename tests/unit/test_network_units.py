@@ -84,7 +84,8 @@ def test_nft_ruleset_publishes_and_masquerades_in_a_table_of_its_own():
 
 
 def test_mode_parsing_and_names():
-    assert Mode.parse("bridge") == Mode("bridge") and Mode.parse("bridge:b1") == Mode("bridge", "b1")
+    assert Mode.parse("bridge") == Mode("bridge")
+    assert Mode.parse("bridge:b1") == Mode("bridge", "b1")
     assert Mode.parse("container:web") == Mode("container", "web")
     for bad, why in (("bogus", "expected one of"), ("container", "needs the other"),
                      ("host:x", "takes no argument")):
