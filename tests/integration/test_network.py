@@ -143,6 +143,19 @@ def test_net_device_errors_are_one_line_and_leave_nothing_moved(host):
     assert not list(rt.root.iterdir())
 
 
+def test_a_failed_move_returns_the_devices_already_moved(host):
+    _veth_with_address(host)
+    host.ip("link", "add", "pvtbrx", "type", "bridge")   # a bridge cannot change namespace
+    host.own_links.append("pvtbrx")
+    b = host.bundle("true", edit=_net_devices({"pvtb": {"name": "eth1"}, "pvtbrx": {}}))
+    result = host.runtime("create", "--bundle", str(b), "nd5", check=False)
+    assert result.returncode == 1
+    assert "move network device pvtbrx into the container as pvtbrx: EINVAL" in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "inet 10.55.0.2/24" in _device_on_host(host) and "pvtbrx" in host.links()
+    assert not list(host.runtime.root.iterdir())
+
+
 # --- none, host, container:<id> ------------------------------------------------------------
 
 def test_none_mode_gives_only_loopback(host):
