@@ -68,13 +68,7 @@ def check(mode: Mode, pid: int, root: str) -> None:
         if same_netns(own, theirs):
             raise NetworkError("network mode none: the container shares the host's network "
                                "namespace; add {\"type\": \"network\"} to /linux/namespaces")
-        from pyrunc.network.netlink import iproute
-
-        ipr = iproute(theirs)
-        try:
-            names = sorted(link.get_attr("IFLA_IFNAME") for link in ipr.get_links())
-        finally:
-            ipr.close()
+        names = interfaces_of(pid)
         if names != ["lo"]:
             raise NetworkError(f"network mode none: the container's namespace has links "
                                f"{', '.join(names)}, expected only lo")
@@ -84,6 +78,17 @@ def check(mode: Mode, pid: int, root: str) -> None:
             raise NetworkError(f"network mode container:{mode.arg}: the container is not in "
                                f"that container's network namespace ({target}); write the "
                                "config again with `pyrunc spec --network`")
+
+
+def interfaces_of(pid: int) -> list[str]:
+    """The interface names in the network namespace of `pid`, from its /proc/<pid>/net/dev
+    (which shows that process's namespace): no netlink, so no pyroute2 import for a check."""
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            lines = f.read().splitlines()[2:]   # two header lines
+    except OSError as exc:
+        raise NetworkError(f"read /proc/{pid}/net/dev: {exc.strerror}") from None
+    return sorted(line.split(":", 1)[0].strip() for line in lines if ":" in line)
 
 
 def hook_command() -> list[str]:

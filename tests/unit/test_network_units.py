@@ -132,3 +132,16 @@ def test_spec_network_errors(tmp_path):
 def test_features_report_net_devices():
     result = subprocess.run([*PYRUNC, "features"], capture_output=True, text=True)
     assert json.loads(result.stdout)["linux"]["netDevices"] == {"enabled": True}
+
+
+def test_none_and_host_checks_do_not_import_pyroute2():
+    code = ("import sys, os\nfrom pyrunc.network.modes import Mode, check, interfaces_of\n"
+            "assert 'lo' in interfaces_of(os.getpid())\n"
+            "check(Mode('host'), os.getpid(), '/nonexistent')\n"
+            "try:\n    check(Mode('none'), os.getpid(), '/nonexistent')\n"
+            "except Exception as exc:\n    print(exc)\n"
+            "print('pyroute2' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "False", result.stdout + result.stderr
+    assert "shares the host's network namespace" in lines[0]
