@@ -47,6 +47,9 @@ def check_config(net_devices: dict[str, str], creates_netns: bool, root: str,
     if not creates_netns:
         raise NetworkError("/linux/netDevices: needs a new network namespace in "
                            "/linux/namespaces (the devices would stay in the host's)")
+    if not _have_pyroute2():
+        raise NetworkError("/linux/netDevices: moving devices needs the pyroute2 package, "
+                           "which is not installed")
     seen: dict[str, str] = {}
     for host_name, name in net_devices.items():
         for pointer, value in ((f"/linux/netDevices/{host_name}", host_name),
@@ -106,7 +109,9 @@ def move_back(entries: list[dict[str, Any]], state_dir_path: str, init_pid: int)
     """Return recorded devices to our network namespace; unpin. Only warns: delete goes on."""
     pin_path = os.path.join(state_dir_path, PIN_NAME)
     netns_path = _reachable_netns(pin_path, init_pid)
-    if netns_path is None:
+    if not _have_pyroute2():
+        log.warning("network devices cannot be returned: the pyroute2 package is missing")
+    elif netns_path is None:
         missing = [e["host"] for e in entries if not _on_host(e["host"])]
         if missing:
             log.warning(f"network devices {', '.join(missing)}: the container's network "
@@ -137,6 +142,12 @@ def unpin(pin_path: str) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+def _have_pyroute2() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pyroute2") is not None
+
 
 def _valid_ifname(name: object) -> bool:
     return isinstance(name, str) and 0 < len(name.encode()) <= 15 and \
