@@ -195,13 +195,13 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
 def _move_net_devices_in(state_dir: StateDir, state: ContainerState, net_devices: dict[str, str],
                          pid: int) -> None:
     """linux.netDevices, after the init exists and before prestart/createRuntime hooks."""
-    from pyrunc.network.devices import move_in
+    from pyrunc.network.devices import PIN_NAME, move_in
 
     def record(entries: list[dict[str, Any]]) -> None:
         state.net_devices = entries
         state_dir.save(state)
 
-    move_in(net_devices, pid, os.path.join(state_dir.path, "netns"), record)
+    move_in(net_devices, pid, os.path.join(state_dir.path, PIN_NAME), record)
 
 
 def _apply_device_rules(cgroups: Any, config: Any, rootless: bool) -> None:
