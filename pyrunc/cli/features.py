@@ -42,6 +42,7 @@ def features() -> dict[str, Any]:
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {
             "org.opencontainers.runc.version": __version__,

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's "
                      "init process"),
     "list": ("list", "lists containers started by runc with the given root"),
+    "network": ("network", "set up or tear down a container's network (a hook: none, host, "
+                           "container:<id>, bridge)"),
     "pause": ("pause", "freeze every process of a container"),
     "ps": ("ps", "show the processes of a container (ps(1) rows, or JSON pids)"),
     "resume": ("resume", "let a paused container's processes run again"),

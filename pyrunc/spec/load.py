@@ -203,7 +203,7 @@ def sysctl_problem(key: str, linux: Linux) -> str | None:
 #: (never silently dropped); the cgroup resources are reported by the cgroup driver.
 NOT_APPLIED = (
     ("process", "scheduler"), ("process", "ioPriority"), ("process", "execCPUAffinity"),
-    ("linux", "personality"), ("linux", "netDevices"),
+    ("linux", "personality"),
 )
 
 
