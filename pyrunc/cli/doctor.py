@@ -12,11 +12,11 @@ from typing import Any
 from pyrunc.cli.flags import Flag, UsageError
 
 USAGE = "[--format text|json]"
-DESCRIPTION = """   Probe this host for what containers need: the eight namespaces and user-namespace limits,
-   the cgroup layout and controllers, overlayfs and idmapped mounts, openat2, pidfd, seccomp and
-   libseccomp, security modules, the capability bounding set and hard rlimits, containerd's and
-   podman's runtime configuration, and whether the state root (--root) is writable.
-   Every probe really tries the thing, in a throw-away child; nothing is left behind.
+DESCRIPTION = """   Probe this host for what containers need: the eight namespaces and user-namespace
+   limits, the cgroup layout and controllers, overlayfs and idmapped mounts, openat2, pidfd,
+   seccomp and libseccomp, security modules, the capability bounding set and hard rlimits,
+   containerd's and podman's runtime configuration, and whether the state root (--root) is
+   writable. Every probe really tries the thing, in a throw-away child; nothing is left behind.
 """
 FLAGS = [
     Flag("format, f", "str", "text", help="text or json (schemas/doctor-schema.json)"),

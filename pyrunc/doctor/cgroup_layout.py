@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 
-from pyrunc.cgroups import UNIFIED, V2_ROOT, is_v2_host
-from pyrunc.cgroups import fs
+from pyrunc.cgroups import V2_ROOT, fs, is_v2_host
 from pyrunc.doctor import Finding, finding
 
 _AREA = "cgroups"
@@ -71,7 +70,8 @@ def _mode_finding(mode: str, v1: list[fs.Mount], v2: fs.Mount | None,
     if v1:
         parts.append(f"{len(v1)} v1 hierarchies ({', '.join(m.mountpoint for m in v1)})")
     if v2 is not None:
-        parts.append(f"cgroup2 at {v2.mountpoint} with {' '.join(v2_controllers) or 'no controllers'}")
+        names = " ".join(v2_controllers) or "no controllers"
+        parts.append(f"cgroup2 at {v2.mountpoint} with {names}")
     why = f"{mode}: " + "; ".join(parts)
     if mode == "v2" and not is_v2_host():
         return finding("cgroup.mode", _AREA, False, why + f": pyrunc's v2 driver needs cgroup2 at "
@@ -101,7 +101,8 @@ def _v2_controller(name: str, mount: fs.Mount, own: dict[str, str]) -> Finding:
         "enabled for the root's children (cgroup.subtree_control)" if root_enabled else
         "not yet in the root's cgroup.subtree_control (pyrunc enables it on the way down)")
     if own_dir is not None and own_dir != mount.mountpoint.rstrip("/"):
-        why += f"; {'delegated' if delegated else 'not delegated'} to this process's cgroup {own_dir}"
+        verb = "delegated" if delegated else "not delegated"
+        why += f"; {verb} to this process's cgroup {own_dir}"
     return finding(f"cgroup.{name}", _AREA, True, why, version=2, mountpoint=mount.mountpoint,
                    ownCgroup=own_dir, enabledAtRoot=root_enabled, delegated=delegated,
                    writable=_writable(own_dir))
@@ -134,5 +135,6 @@ def layout() -> list[Finding]:
         else:
             where = f" and not in {v2.mountpoint}/cgroup.controllers" if v2 else ""
             out.append(finding(f"cgroup.{name}", _AREA, False,
-                               f"no v1 hierarchy has it mounted{where}: settings that need it cannot be applied"))
+                               f"no v1 hierarchy has it mounted{where}: settings that need it "
+                               "cannot be applied"))
     return out

@@ -58,7 +58,8 @@ def in_child(probe: Callable[[], str]) -> Outcome:
             try:
                 text, status = probe(), 0
             except OSError as exc:
-                text = getattr(exc, "step", None) or str(exc)
+                text = getattr(exc, "step", None) or \
+                    (f"{exc.filename}" if exc.filename else type(exc).__name__)
                 status = exc.errno if exc.errno and 0 < exc.errno < _OTHER_FAILURE else \
                     _OTHER_FAILURE
             except BaseException as exc:  # noqa: BLE001 - the child must reach os._exit

@@ -74,7 +74,8 @@ def containerd(path: str = CONTAINERD_CONFIG) -> Finding:
                        **data)
     parts = []
     for name, entry in sorted(ours.items()):
-        binary = (entry.get("options") or {}).get("BinaryName") or entry.get("runtime_path")
+        binary = str((entry.get("options") or {}).get("BinaryName")
+                     or entry.get("runtime_path"))
         usable = os.access(binary, os.X_OK)
         parts.append(f"runtime {name!r} ({entry.get('runtime_type', '?')}, BinaryName {binary}"
                      + ("" if usable else ", not executable") + ")")

@@ -96,8 +96,8 @@ def rlimit_findings() -> list[Finding]:
     raised: dict[str, int] = {}
     if outcome.ok:
         for item in outcome.text.split():
-            name, _, code = item.partition("=")
-            raised[name] = int(code)
+            name, _, value = item.partition("=")
+            raised[name] = int(value)
     out: list[Finding] = []
     for name, (soft, hard) in finite.items():
         code = raised.get(name, errno.EIO)

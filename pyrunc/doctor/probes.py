@@ -60,9 +60,30 @@ def read_sysctl(path: str) -> str | None:
         return None
 
 
-# --- namespaces ------------------------------------------------------------------------------------
+def enter_own_user_namespace() -> None:
+    """As a rootless runtime does: a new user namespace where this (non-root) process is root,
+    mapping only its own uid and gid, so that the other namespaces can be created inside it."""
+    uid, gid = os.geteuid(), os.getegid()
+    syscalls.unshare(CLONE_NEWUSER, step="unshare(CLONE_NEWUSER)")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1\n"),
+                       ("gid_map", f"0 {gid} 1\n")):
+        try:
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+        except OSError as exc:
+            raise syscalls.describe_oserror(exc, f"write /proc/self/{name}") from exc
+
+
+def rootless() -> bool:
+    """Probes that need privilege run inside a user namespace of their own when not root."""
+    return os.geteuid() != 0
+
+
+# --- namespaces -----------------------------------------------------------------------------------
 
 def _unshare_probe(flag_name: str, flag: int) -> str:
+    if rootless() and flag != CLONE_NEWUSER:
+        enter_own_user_namespace()
     syscalls.unshare(flag, step=f"unshare({flag_name})")
     if flag == CLONE_NEWPID:
         # The new pid namespace is for children: its first child must be pid 1 there.
@@ -85,9 +106,12 @@ def namespace(kind: str) -> Finding:
         data["max"] = int(limit)
     limit_text = f"; user.max_{sysctl}_namespaces = {limit}" if limit is not None else ""
     outcome = in_child(lambda: _unshare_probe(flag_name, flag))
+    data["inUserNamespace"] = rootless() and flag != CLONE_NEWUSER
     if outcome.ok:
         extra = f" {outcome.text}" if outcome.text else ""
-        why = f"unshare({flag_name}) in a child succeeded{extra}: isolates {ISOLATES[kind]}"
+        where = " (inside a user namespace of its own)" if data["inUserNamespace"] else ""
+        why = (f"unshare({flag_name}) in a child{where} succeeded{extra}: isolates "
+               f"{ISOLATES[kind]}")
         return finding(f"namespace.{kind}", _AREA_NS, True, why + limit_text, **data)
     data["errno"] = outcome.errno_name if outcome.errno else None
     return finding(f"namespace.{kind}", _AREA_NS, False, outcome.failure() + limit_text, **data)
@@ -136,11 +160,13 @@ def user_namespace_limits() -> list[Finding]:
     return out
 
 
-# --- filesystems -----------------------------------------------------------------------------------
+# --- filesystems ----------------------------------------------------------------------------------
 
 def _private_tmpfs() -> str:
     """In this (child) process: a mount namespace of its own, nothing propagating back to the
     host, and a fresh tmpfs to work in. Returns the tmpfs's path."""
+    if rootless():
+        enter_own_user_namespace()
     syscalls.unshare(CLONE_NEWNS, step="unshare(CLONE_NEWNS)")
     syscalls.mount(None, "/", None, MS_REC | MS_PRIVATE, step="make / private (MS_REC|MS_PRIVATE)")
     scratch = tempfile.gettempdir()
@@ -156,7 +182,8 @@ def _overlay_probe() -> str:
         f.write("lower")
     merged = os.path.join(base, "merged")
     data = f"lowerdir={base}/lower,upperdir={base}/upper,workdir={base}/work"
-    syscalls.mount("overlay", merged, "overlay", 0, data, step="mount overlay (lower+upper on tmpfs)")
+    syscalls.mount("overlay", merged, "overlay", 0, data,
+                   step="mount overlay (lower+upper on tmpfs)")
     with open(os.path.join(merged, "seen")) as f:
         if f.read() != "lower":
             raise RuntimeError("the overlay does not show the lower layer's file")
@@ -199,8 +226,12 @@ def _user_namespace_fd(mapping: str) -> int:
         if os.read(ready_r, 1) != b"1":
             raise OSError(1, "unshare(CLONE_NEWUSER) for the idmap")
         for name in ("uid_map", "gid_map"):
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(mapping)
+            try:
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write(mapping)
+            except OSError as exc:
+                raise syscalls.describe_oserror(exc, f"write {mapping.strip()!r} to the "
+                                                f"idmap's user namespace {name}") from exc
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(done_w)
@@ -237,7 +268,7 @@ def idmapped_mounts() -> Finding:
     return finding("fs.idmapped_mounts", "filesystems", outcome.ok, why)
 
 
-# --- system calls ----------------------------------------------------------------------------------
+# --- system calls ---------------------------------------------------------------------------------
 
 def openat2() -> Finding:
     """openat2(RESOLVE_IN_ROOT) really keeps `../..` inside the starting directory."""
@@ -311,7 +342,7 @@ def libseccomp() -> Finding:
     return finding("security.libseccomp", "security", True, why, version=version, apiLevel=level)
 
 
-# --- security modules ------------------------------------------------------------------------------
+# --- security modules -----------------------------------------------------------------------------
 
 LSM_FILE = "/sys/kernel/security/lsm"
 
@@ -336,9 +367,10 @@ def active_lsms() -> tuple[list[str] | None, str]:
         return None, f"read {LSM_FILE}: {exc.strerror}"
     outcome = in_child(_lsm_via_private_securityfs)
     if outcome.ok:
-        return outcome.text.split(","), f"{LSM_FILE} of a securityfs mounted in a child's " \
-                                        "private mount namespace"
-    return None, outcome.failure()
+        source = f"{LSM_FILE} of a securityfs mounted in a child's private mount namespace"
+        return outcome.text.split(","), source
+    return None, (f"{LSM_FILE} is missing (securityfs is not mounted) and mounting securityfs "
+                  f"in a child failed: {outcome.failure()}")
 
 
 def lsms() -> list[Finding]:
@@ -347,7 +379,8 @@ def lsms() -> list[Finding]:
         return [finding("security.lsm", "security", False, source)]
     out = [finding("security.lsm", "security", True, f"active: {', '.join(names)} (from {source})",
                    lsms=names)]
-    for lsm, field in (("apparmor", "process.apparmorProfile"), ("selinux", "process.selinuxLabel")):
+    for lsm, field in (("apparmor", "process.apparmorProfile"),
+                       ("selinux", "process.selinuxLabel")):
         active = lsm in names
         why = (f"{lsm} is active; pyrunc does not apply {field} yet" if active else
                f"{lsm} is not active: {field} cannot confine a container here")

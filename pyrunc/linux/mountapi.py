@@ -31,7 +31,7 @@ RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
-__all__ = ["KernelError", "open_tree", "move_mount", "set_idmap", "openat2"]
+__all__ = ["KernelError", "move_mount", "open_tree", "openat2", "set_idmap"]
 
 
 def open_tree(path: str, flags: int = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC, *,
