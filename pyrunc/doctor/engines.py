@@ -150,9 +150,12 @@ def state_root(root: str) -> Finding:
     `root` does not exist yet, the directory), removed again at once."""
     check = "state.root"
     existing, missing = root, []
-    while not os.path.isdir(existing):
+    while not os.path.lexists(existing):
         missing.append(existing)
         existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return finding(check, "state", False, f"cannot keep state under {root}: {existing} is "
+                       "not a directory", root=root)
     made: list[str] = []
     try:
         for d in reversed(missing):
