@@ -7,6 +7,7 @@ result into a `Finding`. Nothing here reads the kernel version.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 
@@ -114,7 +115,22 @@ def namespace(kind: str) -> Finding:
                f"{ISOLATES[kind]}")
         return finding(f"namespace.{kind}", _AREA_NS, True, why + limit_text, **data)
     data["errno"] = outcome.errno_name if outcome.errno else None
-    return finding(f"namespace.{kind}", _AREA_NS, False, outcome.failure() + limit_text, **data)
+    why = outcome.failure()
+    if flag == CLONE_NEWUSER and outcome.errno == errno.EPERM and chrooted():
+        why += " (this process is chrooted: the kernel refuses CLONE_NEWUSER in a chroot)"
+    return finding(f"namespace.{kind}", _AREA_NS, False, why + limit_text, **data)
+
+
+def chrooted() -> bool:
+    """True when this process's root is not the root of its mount namespace (as seen by pid 1,
+    when pid 1 shares the mount namespace)."""
+    try:
+        if os.readlink("/proc/1/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+            return False
+        ours, theirs = os.stat("/"), os.stat("/proc/1/root/")
+    except OSError:
+        return False
+    return (ours.st_dev, ours.st_ino) != (theirs.st_dev, theirs.st_ino)
 
 
 def _unprivileged_userns_probe() -> str:
@@ -156,6 +172,8 @@ def user_namespace_limits() -> list[Finding]:
         why = f"unshare(CLONE_NEWUSER) as {outcome.text} succeeded: rootless containers can start"
     else:
         why = outcome.failure() + ": rootless containers cannot create their user namespace"
+        if outcome.errno == errno.EPERM and chrooted():
+            why += " (this process is chrooted: the kernel refuses CLONE_NEWUSER in a chroot)"
     out.append(finding("userns.unprivileged", _AREA_NS, outcome.ok, why))
     return out
 
@@ -210,7 +228,7 @@ def _user_namespace_fd(mapping: str) -> int:
     done_r, done_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        code = 1
+        code = 255
         try:
             os.close(ready_r)
             os.close(done_w)
@@ -218,13 +236,20 @@ def _user_namespace_fd(mapping: str) -> int:
             os.write(ready_w, b"1")
             os.read(done_r, 1)  # wait until the parent holds the namespace
             code = 0
+        except OSError as exc:
+            code = exc.errno or 255
         finally:
             os._exit(code)
     os.close(ready_w)
     os.close(done_r)
+    reaped = False
     try:
         if os.read(ready_r, 1) != b"1":
-            raise OSError(1, "unshare(CLONE_NEWUSER) for the idmap")
+            _, status = os.waitpid(pid, 0)
+            reaped = True
+            code = os.waitstatus_to_exitcode(status)  # the errno of its unshare, or 255
+            raise syscalls.KernelError(code if 0 < code < 255 else errno.EIO,
+                                       "unshare(CLONE_NEWUSER) for the idmap's user namespace")
         for name in ("uid_map", "gid_map"):
             try:
                 with open(f"/proc/{pid}/{name}", "w") as f:
@@ -236,7 +261,8 @@ def _user_namespace_fd(mapping: str) -> int:
     finally:
         os.close(done_w)
         os.close(ready_r)
-        os.waitpid(pid, 0)
+        if not reaped:
+            os.waitpid(pid, 0)
 
 
 def _idmap_probe() -> str:
