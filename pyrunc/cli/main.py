@@ -19,9 +19,9 @@ from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
 COMMANDS: dict[str, tuple[str, str]] = {
     # The summaries of runc's commands are runc's own words: `-h` output starts the same way.
     "create": ("create", "create a container"),
-    "doctor": ("doctor", "show what this host offers containers, and why (pyrunc's own)"),
     "delete": ("delete", "delete any resources held by the container often used with detached "
                          "container"),
+    "doctor": ("doctor", "show what this host offers containers, and why (pyrunc's own)"),
     "events": ("events", "stream a container's cgroup statistics and OOM events as JSON"),
     "exec": ("exec", "run another process in a container"),
     "features": ("features", "show the enabled features"),
