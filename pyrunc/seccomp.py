@@ -222,10 +222,16 @@ def check_profile(profile: dict[str, Any]) -> None:
 
     if not isinstance(profile, dict):
         raise fail("", "must be an object")
-    if profile.get("listenerPath"):
-        raise fail("/listenerPath", "seccomp user notification (SCMP_ACT_NOTIFY with a "
-                   "listener) is not supported")
     _check_action(profile.get("defaultAction"), "/defaultAction", fail, required=True)
+    if profile.get("defaultAction") == "SCMP_ACT_NOTIFY":
+        # Every syscall of the container (and of the runtime until execve) would wait on it.
+        raise fail("/defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
+    if uses_notify(profile) and not profile.get("listenerPath"):
+        raise fail("/listenerPath", "must be set when a rule uses SCMP_ACT_NOTIFY (the "
+                   "notifications need an agent to answer them)")
+    listener = profile.get("listenerPath")
+    if listener is not None and (not isinstance(listener, str) or not listener.startswith("/")):
+        raise fail("/listenerPath", f"{_q(listener)} must be an absolute path")
     _check_errno_ret(profile.get("defaultErrnoRet"), "/defaultErrnoRet", fail)
 
     for i, arch in enumerate(profile.get("architectures") or []):
@@ -288,8 +294,6 @@ def _check_action(action: Any, pointer: str, fail: Any, *, required: bool) -> No
         return
     if action not in ACTIONS:
         raise fail(pointer, f"unknown action {_q(action)}")
-    if action == "SCMP_ACT_NOTIFY":
-        raise fail(pointer, "SCMP_ACT_NOTIFY (seccomp user notification) is not supported")
 
 
 def _check_errno_ret(value: Any, pointer: str, fail: Any) -> None:
@@ -335,10 +339,11 @@ class Filter:
     """
 
     def __init__(self, ctx: int, last_syscalls: dict[int, dict[str, int]] | None = None,
-                 kernel_flags: int = 0) -> None:
+                 kernel_flags: int = 0, notify: bool = False) -> None:
         self._ctx: int | None = ctx
         self.last_syscalls = last_syscalls or {}
         self.kernel_flags = kernel_flags
+        self.notify = notify    # rules use SCMP_ACT_NOTIFY: loading yields a listener fd
 
     def program(self) -> bytes:
         """The whole program: the stub, then libseccomp's filter."""
@@ -353,16 +358,19 @@ class Filter:
             os.close(fd)
         return seccomp_enosys.encode(seccomp_enosys.stub_program(self.last_syscalls)) + raw
 
-    def load(self) -> None:
+    def load(self) -> int | None:
+        """Load the filter; with SCMP_ACT_NOTIFY rules, return the listener fd (the agent's)."""
         from pyrunc import log
 
         if self._ctx is None:
             raise KernelError(errno.EINVAL, "seccomp: load a released filter")
         try:
             program = self.program()
+            flags = self.kernel_flags | (_FILTER_FLAG_NEW_LISTENER if self.notify else 0)
             # runc logs the same line (its tests read it): the flags as one number.
-            log.debug(f"seccomp filter flags: {self.kernel_flags}")
-            seccomp_set_mode_filter(program, self.kernel_flags)
+            log.debug(f"seccomp filter flags: {flags}")
+            fd = seccomp_set_mode_filter(program, flags)
+            return fd if self.notify else None
         finally:
             self.release()
 
@@ -460,7 +468,36 @@ def build_filter(profile: dict[str, Any]) -> Filter:
     except BaseException:
         lib.seccomp_release(ctx)
         raise
-    return Filter(ctx, last, kernel_flags)
+    return Filter(ctx, last, kernel_flags, notify=uses_notify(profile))
+
+
+def uses_notify(profile: dict[str, Any]) -> bool:
+    return any(rule.get("action") == "SCMP_ACT_NOTIFY" for rule in profile.get("syscalls") or [])
+
+
+#: SECCOMP_FILTER_FLAG_NEW_LISTENER: seccomp(2) returns a user-notification fd.
+_FILTER_FLAG_NEW_LISTENER = 1 << 3
+
+
+def send_to_listener(listener_path: str, listener_fd: int, state: dict[str, Any],
+                     metadata: str = "") -> None:
+    """Hand the agent at `listener_path` the notification fd, with the container process state.
+
+    runtime-spec config-linux.md (seccomp): a JSON `containerProcessState` object in the same
+    message as the fd (SCM_RIGHTS); its `fds` names the fd ("seccompFd").
+    """
+    import json
+    import socket
+
+    doc = {"ociVersion": state.get("ociVersion", ""), "fds": ["seccompFd"],
+           "pid": state.get("pid", 0), "metadata": metadata, "state": state}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        try:
+            sock.connect(listener_path)
+            socket.send_fds(sock, [json.dumps(doc).encode()], [listener_fd])
+        except OSError as exc:
+            raise KernelError(exc.errno or errno.EIO, "seccomp: send the notification fd to "
+                              f"the listener {listener_path}", listener_path) from None
 
 
 def load_filter(profile: dict[str, Any]) -> None:
@@ -478,9 +515,7 @@ def features() -> dict[str, Any]:
         return {"enabled": False}
     return {
         "enabled": True,
-        # SCMP_ACT_NOTIFY needs a listener (listenerPath), which pyrunc does not offer yet.
-        "actions": [name for name, (_v, _d, needs) in ACTIONS.items()
-                    if level >= needs and name != "SCMP_ACT_NOTIFY"],
+        "actions": [name for name, (_v, _d, needs) in ACTIONS.items() if level >= needs],
         "operators": list(OPERATORS),
         "archs": [name for name in ARCHITECTURES if _resolve_arch(name) != 0],
         "knownFlags": list(FLAGS),

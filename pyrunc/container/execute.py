@@ -97,6 +97,11 @@ def exec_in_container(root: str, container_id: str, opts: ExecOptions) -> int:
                                      exec_process.namespaces_to_join(state.init_pid, config),
                                      console_fd=console_fd, preserve_fds=opts.preserve_fds,
                                      raw_process=opts.process)
+        from pyrunc.container.state import runc_state
+
+        spec.container_state = {k: v for k, v in runc_state(state_dir, state).items()
+                                if k in ("ociVersion", "id", "status", "pid", "bundle",
+                                         "annotations")}
         cgroups = load_manager(state.cgroup_paths)
         if opts.rootless:
             cgroups = _TolerantCgroups(cgroups)

@@ -254,11 +254,12 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> int:
     """Load a classic-BPF seccomp program (struct sock_filter[]) for this thread.
 
     Without flags prctl(PR_SET_SECCOMP) does it, as runc does; with SECCOMP_FILTER_FLAG_*
-    only seccomp(2) can. Needs no_new_privs or CAP_SYS_ADMIN, like any filter.
+    only seccomp(2) can. Needs no_new_privs or CAP_SYS_ADMIN, like any filter. With
+    SECCOMP_FILTER_FLAG_NEW_LISTENER the result is the user-notification fd.
     """
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
@@ -270,7 +271,7 @@ def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
         else:
             res = _libc.syscall(_NR["seccomp"], ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
                                 ctypes.c_uint(flags), ctypes.c_void_p(address))
-        _check(res, f"seccomp: load the filter (flags {flags})")
+        return _check(res, f"seccomp: load the filter (flags {flags})")
 
 
 # --- terminals ------------------------------------------------------------------------------------

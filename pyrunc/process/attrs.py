@@ -16,6 +16,7 @@ from typing import Any
 
 from pyrunc import trace
 from pyrunc.linux import syscalls
+from pyrunc.process import sync
 from pyrunc.linux.consts import PR_SET_KEEPCAPS
 from pyrunc.spec.model import Config, Process
 
@@ -270,3 +271,14 @@ def execve(executable: str, args: list[str], env: dict[str, str]) -> None:
     if trace.on:
         trace.emit("execve", path=executable, args=args)
     os.execve(executable, args, env)
+
+
+def hand_over_listener(chan: sync.SyncChannel, listener_fd: int | None) -> None:
+    """Send a seccomp user-notification fd to the runtime, which passes it to listenerPath."""
+    if listener_fd is None:
+        return
+    try:
+        chan.send(sync.SECCOMP_LISTENER, fds=[listener_fd])
+        chan.expect(sync.SECCOMP_LISTENER_DONE)
+    finally:
+        os.close(listener_fd)

@@ -175,13 +175,20 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         seccomp_filter = attrs.build_seccomp_filter(config)
         if seccomp_filter is not None and not process.no_new_privileges:
             # Loading a filter without no_new_privs needs CAP_SYS_ADMIN: before caps are dropped.
-            seccomp_filter.load()
+            attrs.hand_over_listener(chan, seccomp_filter.load())
+            seccomp_filter = None
         if process.no_new_privileges:
             syscalls.prctl(PR_SET_NO_NEW_PRIVS, 1, step="set no_new_privs")
         attrs.become_user(process, fix_stdio=spec.fix_stdio_owner and not process.terminal)
         attrs.enter_cwd(process.cwd)
         env = attrs.build_env(process, spec.listen_fds)
         executable = attrs.find_executable(process.args[0], env)
+        if seccomp_filter is not None and seccomp_filter.notify:
+            # The notification fd must reach its agent through the runtime, which is still
+            # here until READY: with SCMP_ACT_NOTIFY rules the filter is loaded now (as runc
+            # always does), not after the wait.
+            attrs.hand_over_listener(chan, seccomp_filter.load())
+            seccomp_filter = None
         steps.enter("wait for start")
         chan.send(sync.READY)
         chan.close()

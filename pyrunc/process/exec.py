@@ -39,6 +39,7 @@ class ExecSpec:
         self.console_fd = console_fd
         self.preserve_fds = preserve_fds
         self.raw_process = raw_process or {}   # fields the typed Process does not model (labels)
+        self.container_state: dict[str, Any] = {}  # for a seccomp listener, as runc sends it
 
 
 def namespaces_to_join(init_pid: int, config: Config) -> int:
@@ -121,7 +122,8 @@ def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
         attrs.close_inherited_fds(3 + spec.preserve_fds)
         seccomp_filter = attrs.build_seccomp_filter(config)
         if seccomp_filter is not None and not process.no_new_privileges:
-            seccomp_filter.load()
+            attrs.hand_over_listener(chan, seccomp_filter.load())
+            seccomp_filter = None
         if process.no_new_privileges:
             syscalls.prctl(PR_SET_NO_NEW_PRIVS, 1, step="set no_new_privs")
         attrs.become_user(process, fix_stdio=False)
@@ -138,6 +140,9 @@ def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
                 lsm.apply_exec_labels(procfs_fd, *labels)
             finally:
                 os.close(procfs_fd)
+        if seccomp_filter is not None and seccomp_filter.notify:
+            attrs.hand_over_listener(chan, seccomp_filter.load())   # the runtime is still here
+            seccomp_filter = None
         chan.send(sync.READY)
         chan.close()
         if seccomp_filter is not None and process.no_new_privileges:
@@ -219,6 +224,9 @@ def launch(spec: ExecSpec, cgroups: Any) -> int:
                 joiner = 0
             elif msg["type"] == sync.READY:
                 ready = True
+            elif msg["type"] == sync.SECCOMP_LISTENER:
+                _send_listener(spec, msg)
+                parent_chan.send(sync.SECCOMP_LISTENER_DONE)
             else:
                 raise ExecError(f"protocol error: unexpected message {msg['type']!r}")
             if ready and process_pid:
@@ -234,6 +242,23 @@ def launch(spec: ExecSpec, cgroups: Any) -> int:
         raise
     finally:
         parent_chan.close()
+
+
+def _send_listener(spec: ExecSpec, msg: dict[str, Any]) -> None:
+    """SCMP_ACT_NOTIFY in the container's profile: the exec process's own notification fd goes
+    to the same agent, with the container's state."""
+    from pyrunc import seccomp
+
+    fds = msg.get("fds") or []
+    try:
+        profile = spec.config.raw["linux"]["seccomp"]
+        if not fds:
+            raise ExecError("seccomp: the exec process sent no notification fd")
+        seccomp.send_to_listener(profile["listenerPath"], fds[0], spec.container_state,
+                                 profile.get("listenerMetadata") or "")
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 class ExecError(Exception):

@@ -111,7 +111,8 @@ class Launch:
             kind = msg["type"]
             if kind == sync.ERROR:
                 raise LaunchError(msg["message"])
-            if kind in (sync.RUN_HOOKS, sync.READY, sync.MOUNT_SOURCE_REQUEST) \
+            if kind in (sync.RUN_HOOKS, sync.READY, sync.MOUNT_SOURCE_REQUEST,
+                        sync.SECCOMP_LISTENER) \
                     and not self.init_pid:
                 deferred.append(msg)
                 continue
@@ -127,6 +128,9 @@ class Launch:
                 _reap(self.intermediate_pid)
                 self.intermediate_pid = 0
                 on_init_pid(self.init_pid)
+            elif kind == sync.SECCOMP_LISTENER:
+                self._send_listener(msg)
+                chan.send(sync.SECCOMP_LISTENER_DONE)
             elif kind == sync.MOUNT_SOURCE_REQUEST:
                 mountsource.serve(chan, self.init_pid, str(msg["source"]))
             elif kind == sync.RUN_HOOKS:
@@ -136,6 +140,26 @@ class Launch:
                 return
             else:
                 raise LaunchError(f"protocol error: unexpected message {kind!r}")
+
+    def _send_listener(self, msg: dict[str, Any]) -> None:
+        """SCMP_ACT_NOTIFY: hand the init's notification fd to the agent at listenerPath."""
+        from pyrunc import seccomp
+
+        fds = msg.get("fds") or []
+        try:
+            profile = self.spec.config.raw["linux"]["seccomp"]
+            config = self.spec.config
+            state = {"ociVersion": config.oci_version, "id": self.spec.container_id,
+                     "status": "creating", "pid": self.init_pid, "bundle": self.spec.bundle}
+            if config.annotations:
+                state["annotations"] = config.annotations
+            if not fds:
+                raise LaunchError("seccomp: the init sent no notification fd")
+            seccomp.send_to_listener(profile["listenerPath"], fds[0], state,
+                                     profile.get("listenerMetadata") or "")
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def _death_reason(self) -> str:
         for pid in (self.intermediate_pid, self.init_pid):

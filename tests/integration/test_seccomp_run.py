@@ -91,13 +91,13 @@ def test_unknown_action_fails_create_naming_the_field(runtime, bundle):
     assert not (runtime.root / "bad").exists()
 
 
-def test_notify_is_refused_at_create_naming_the_field(runtime, bundle):
+def test_notify_without_a_listener_is_refused_at_create_naming_the_field(runtime, bundle):
     profile = dict(DENY_MKDIR, syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}])
     b = bundle("true", edit=with_seccomp(profile))
     result = runtime("create", "-b", str(b), "bad", check=False)
     assert result.returncode == 1
     [line] = error_lines(result.stderr)
-    assert "/linux/seccomp/syscalls/0/action" in line
+    assert "/linux/seccomp/listenerPath" in line
     assert not (runtime.root / "bad").exists()
 
 

@@ -94,11 +94,14 @@ def test_unknown_flag_names_the_pointer() -> None:
         '/linux/seccomp/flags/0: unknown flag "SECCOMP_FILTER_FLAG_FAST"'
 
 
-def test_notify_is_refused_clearly() -> None:
+def test_notify_needs_a_listener_and_is_never_the_default() -> None:
     message = check_error(profile(syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]))
-    assert message.startswith("/linux/seccomp/syscalls/0/action: ")
-    assert "not supported" in message
-    message = check_error(profile(listenerPath="/run/listener.sock"))
+    assert message.startswith("/linux/seccomp/listenerPath: ")
+    assert "must be set" in message
+    message = check_error(profile(defaultAction="SCMP_ACT_NOTIFY",
+                                  listenerPath="/run/listener.sock"))
+    assert message.startswith("/linux/seccomp/defaultAction: ")
+    message = check_error(profile(listenerPath="relative.sock"))
     assert message.startswith("/linux/seccomp/listenerPath: ")
 
 
@@ -146,7 +149,7 @@ def test_features_shape() -> None:
     assert set(feats) == {"enabled", "actions", "operators", "archs", "knownFlags",
                           "supportedFlags"}
     assert {"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL"} <= set(feats["actions"])
-    assert "SCMP_ACT_NOTIFY" not in feats["actions"]
+    assert "SCMP_ACT_NOTIFY" in feats["actions"]
     assert feats["operators"] == list(seccomp.OPERATORS)
     assert "SCMP_ARCH_X86_64" in feats["archs"]
     assert set(feats["supportedFlags"]) <= set(feats["knownFlags"])
