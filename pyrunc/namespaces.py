@@ -99,7 +99,19 @@ def format_id_map(mappings: tuple[IDMapping, ...]) -> str:
 
 
 def write_id_maps(pid: int, linux: Linux) -> None:
-    """From the parent: give the child's new user namespace its uid and gid maps."""
+    """From the parent: give the child's new user namespace its uid and gid maps.
+
+    A parent without CAP_SETGID over its own user namespace (a rootless runtime) may write a
+    gid_map only once setgroups(2) is denied in the child's namespace: the kernel's rule that
+    stops an unprivileged user from dropping groups that deny it access.
+    """
+    if not _can_setgid():
+        path = f"/proc/{pid}/setgroups"
+        try:
+            with trace.span("setgroups write", file=path, value="deny"), open(path, "w") as f:
+                f.write("deny")
+        except OSError as exc:
+            raise syscalls.KernelError(exc.errno or 0, f"write deny to {path}", path) from None
     for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
         path = f"/proc/{pid}/{name}"
         try:
@@ -108,6 +120,18 @@ def write_id_maps(pid: int, linux: Linux) -> None:
                 f.write(format_id_map(mappings))
         except OSError as exc:
             raise syscalls.KernelError(exc.errno or 0, f"write {path}", path) from None
+
+
+def _can_setgid() -> bool:
+    """True when this process holds CAP_SETGID (bit 6) in its effective set."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> 6 & 1)
+    except OSError:
+        pass
+    return os.geteuid() == 0
 
 
 def write_time_offsets(pid: int, linux: Linux) -> None:

@@ -24,6 +24,7 @@ import fcntl
 import os
 import select
 import socket
+import stat
 import struct
 import termios
 import time
@@ -274,7 +275,21 @@ def bind_console(slave_path: str, target: str = "/dev/console") -> None:
                              0o600))
     except OSError as exc:
         raise describe_oserror(exc, f"create {target}") from None
-    mount(slave_path, target, None, MS_BIND, step=f"bind {slave_path} on {target}")
+    # Mount onto exactly the file checked here, through its fd: a swap of the path between the
+    # check and the mount cannot redirect the bind (the CVE-2025-52565 class).
+    try:
+        fd = os.open(target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise describe_oserror(exc, f"open {target}") from None
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+            raise KernelError(errno.EINVAL, f"bind the console: {target} is neither a file nor "
+                              "a character device", target)
+        mount(slave_path, f"/proc/self/fd/{fd}", None, MS_BIND,
+              step=f"bind {slave_path} on {target}")
+    finally:
+        os.close(fd)
 
 
 def chown_terminal(slave_fd: int, uid: int, gid: int = -1) -> None:

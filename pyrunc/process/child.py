@@ -68,8 +68,16 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
             # them while we still hold the host's capabilities, then create ours.
             namespaces.join_namespaces(ns_fds)
             syscalls.unshare(CLONE_NEWUSER, step="create user namespace")
+            rootless = os.geteuid() != 0
+            if rootless:
+                # An unprivileged parent can write our /proc files (uid_map, setgroups) only
+                # while we are dumpable: for those writes and no longer (as runc does).
+                syscalls.prctl(PR_SET_DUMPABLE, 1, step="let the parent write the id maps")
             chan.send(sync.IDMAP_REQUEST)
             chan.expect(sync.IDMAP_DONE)
+            if rootless:
+                syscalls.prctl(PR_SET_DUMPABLE, 0, step="make the container process "
+                               "non-dumpable again")
         else:
             # A user namespace joined by path comes first: it grants the capabilities over the
             # namespaces it owns that joining those needs.

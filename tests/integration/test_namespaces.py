@@ -521,3 +521,44 @@ def test_joining_a_host_owned_network_namespace_while_creating_a_user_namespace(
     assert seen["net"] == helper.ns("network")
     assert seen["user"] != host_ns("user")
     assert out.splitlines()[-1].split() == ["0", "100000", "65536"]
+
+
+def test_a_runtime_without_cap_setgid_denies_setgroups_before_writing_gid_map(tmp_path):
+    """The kernel's rule for unprivileged id maps: setgroups must be "deny" first. A child of
+    the test, as an unprivileged user, unshares a user namespace; its parent, without
+    CAP_SETGID, writes its maps with pyrunc's code."""
+    import subprocess
+    import textwrap
+
+    from pyrunc.spec.model import IDMapping, Linux
+
+    code = textwrap.dedent(f"""
+        import ctypes, os, sys
+        sys.path[:0] = {[str(p) for p in __import__("sys").path]!r}
+        from pyrunc import namespaces
+        from pyrunc.spec.model import IDMapping, Linux
+        os.setgid(65534); os.setuid(65534)   # a rootless runtime: no CAP_SETGID
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(w)
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.unshare(0x10000000)
+            libc.prctl(4, 1, 0, 0, 0)   # dumpable while the maps are written, as pyrunc's child
+            os.read(r, 1)   # wait until the maps are written
+            print(open("/proc/self/setgroups").read().strip(), open("/proc/self/gid_map").read().split())
+            sys.stdout.flush()
+            os._exit(0)
+        os.close(r)
+        import time; time.sleep(0.2)
+        m = (IDMapping(0, 65534, 1),)
+        namespaces.write_id_maps(child, Linux(uid_mappings=m, gid_mappings=m))
+        os.write(w, b"x")
+        os.waitpid(child, 0)
+    """)
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["deny", "['0',", "'65534',", "'1']"], result.stdout
