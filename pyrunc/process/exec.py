@@ -133,8 +133,7 @@ def _setup_terminal(spec: ExecSpec) -> None:
     process = spec.process
     master, slave, slave_path = terminal.create_container_pty(process.console_size)
     terminal.chown_terminal(slave, process.user.uid)
-    terminal.send_console_master(spec.console_fd, master, slave_path)
-    os.close(spec.console_fd)
+    terminal.send_console_master(spec.console_fd, master, slave_path)  # closes both fds
     terminal.become_terminal_owner(slave)
 
 
