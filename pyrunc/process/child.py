@@ -228,8 +228,13 @@ def preload_modules(config: Config) -> None:
     import stat  # noqa: F401 - used by _check_executable
     import time  # noqa: F401 - used by _Steps
 
-    from pyrunc import capabilities, errors, log, namespaces, rootfs  # noqa: F401
+    from pyrunc import capabilities, devices, errors, log, namespaces, rootfs  # noqa: F401
     from pyrunc.linux import procfs  # noqa: F401
+    from pyrunc.process import mountsource  # noqa: F401
+
+    if any("tmpcopyup" in m.options for m in config.mounts):
+        import shutil  # noqa: F401 - rootfs copies the directory's contents up
+        import tempfile  # noqa: F401
 
     capabilities.last_cap()  # reads /proc/sys/kernel/cap_last_cap while the host's /proc is there
     if any(config.hooks[phase] for phase in ("createContainer", "startContainer")):
