@@ -38,7 +38,7 @@ pytestmark = [
 
 SLEEP = ("sleep", "1000")
 #: A container that leaves on SIGTERM with status 7 (busybox sh runs the trap between sleeps).
-TRAPS_TERM = ("sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done")
+TRAPS_TERM = ("sh", "-c", "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,14 @@ def podman(podman_host: PodmanHost) -> Iterator[PodmanHost]:
     left = podman_host.leftovers(ids)
     podman_host.purge(ids)
     assert not left, f"podman and pyrunc left behind: {left}"
+
+
+def wait_for_log(podman: PodmanHost, container_id: str, line: str, timeout: float = 20) -> None:
+    """Wait until the container's output (conmon's log) holds ``line``."""
+    deadline = time.monotonic() + timeout
+    while line not in podman("logs", container_id).stdout.splitlines():
+        assert time.monotonic() < deadline, f"no {line!r} from {container_id}"
+        time.sleep(0.1)
 
 
 def pid_of(podman: PodmanHost, container_id: str) -> int:
@@ -136,6 +144,7 @@ def test_exec_t_gives_the_process_a_terminal(podman: PodmanHost) -> None:
 
 def test_stop_sends_sigterm_and_the_container_may_leave(podman: PodmanHost) -> None:
     container_id = podman.start_detached(*TRAPS_TERM)
+    wait_for_log(podman, container_id, "ready")   # the trap is set
     began = time.monotonic()
     podman("stop", "--time", "30", container_id)
     assert time.monotonic() - began < 15           # it left on SIGTERM, long before SIGKILL
@@ -143,8 +152,10 @@ def test_stop_sends_sigterm_and_the_container_may_leave(podman: PodmanHost) -> N
 
 
 def test_stop_sends_sigkill_after_the_timeout(podman: PodmanHost) -> None:
-    # `sleep` as a pid namespace's init ignores SIGTERM (no handler), so only SIGKILL stops it.
-    container_id = podman.start_detached(*SLEEP)
+    # The container notes SIGTERM and carries on, so only the SIGKILL after --time stops it.
+    container_id = podman.start_detached(
+        "sh", "-c", "trap 'echo got-term' TERM; echo ready; while :; do sleep 0.1; done")
+    wait_for_log(podman, container_id, "ready")
     began = time.monotonic()
     podman("stop", "--time", "2", container_id)
     took = time.monotonic() - began
@@ -152,10 +163,13 @@ def test_stop_sends_sigkill_after_the_timeout(podman: PodmanHost) -> None:
     state = podman.inspect(container_id)["State"]
     assert state["Status"] == "exited"
     assert state["ExitCode"] == 137
+    assert podman("logs", container_id).stdout.split() == ["ready", "got-term"]
 
 
 def test_kill_delivers_the_signal(podman: PodmanHost) -> None:
-    trapping = podman.start_detached("sh", "-c", "trap 'exit 9' USR1; while :; do sleep 0.1; done")
+    trapping = podman.start_detached(
+        "sh", "-c", "trap 'exit 9' USR1; echo ready; while :; do sleep 0.1; done")
+    wait_for_log(podman, trapping, "ready")
     podman("kill", "--signal", "USR1", trapping)
     assert podman.wait_status(trapping, "exited")["State"]["ExitCode"] == 9
 
