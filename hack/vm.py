@@ -128,16 +128,64 @@ def _version_key(version: str) -> list[tuple[int, str]]:
     return [(int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"[.\-+~]", version)]
 
 
+def kernel_root() -> Path:
+    """Where the lane keeps a kernel unpacked from Debian's package (nothing is installed)."""
+    return cache_dir() / "kernel"
+
+
+def modules_dir(version: str) -> Path:
+    """The /lib/modules/<version> of a kernel: the unpacked package's, else the host's."""
+    unpacked = kernel_root() / "lib/modules" / version
+    return unpacked if unpacked.is_dir() else Path("/lib/modules") / version
+
+
 def find_kernel() -> tuple[Path, str] | None:
-    """The newest /boot/vmlinuz-<version> that has a /lib/modules/<version>: (image, version)."""
+    """The newest vmlinuz-<version> with its modules: the unpacked package's or /boot's."""
     found = []
-    for image in Path("/boot").glob("vmlinuz-*"):
-        version = image.name[len("vmlinuz-"):]
-        if (Path("/lib/modules") / version / "modules.dep").is_file() and os.access(image, os.R_OK):
-            found.append((image, version))
+    for boot in (kernel_root() / "boot", Path("/boot")):
+        for image in boot.glob("vmlinuz-*"):
+            version = image.name[len("vmlinuz-"):]
+            if (modules_dir(version) / "modules.dep").is_file() and os.access(image, os.R_OK):
+                found.append((image, version))
     if not found:
         return None
     return max(found, key=lambda item: _version_key(item[1]))
+
+
+def fetch_kernel() -> str | None:
+    """Unpack Debian's generic kernel package into the lane's cache, without installing it.
+
+    `apt-get download` fetches the package that linux-image-amd64 points at, and `dpkg-deb -x`
+    unpacks it: /boot and the machine's package database stay untouched. Returns None on
+    success, else why it could not (no apt, no network, not root).
+    """
+    if not all(shutil.which(tool) for tool in ("apt-get", "dpkg-deb", "depmod")):
+        return "no apt-get, dpkg-deb or depmod to fetch and unpack a kernel package"
+    depends = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True,
+                             text=True)
+    names = re.findall(r"Depends: (linux-image-[^\s]+)", depends.stdout)
+    if depends.returncode != 0 or not names:
+        return "apt-cache knows no linux-image-amd64 (run apt-get update)"
+    import tempfile
+
+    root = kernel_root()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root.parent) as tmp:
+        got = subprocess.run(["apt-get", "download", "-q", names[0]], cwd=tmp,
+                             capture_output=True, text=True)
+        debs = list(Path(tmp).glob("*.deb"))
+        if got.returncode != 0 or not debs:
+            return f"apt-get download {names[0]} failed: {got.stderr.strip()[-300:]}"
+        unpacked = Path(tmp) / "kernel"
+        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], check=True)
+        # The package's postinst would run depmod; modules.dep is what the initramfs needs.
+        for modules in (unpacked / "lib/modules").iterdir():
+            subprocess.run(["depmod", "-b", str(unpacked), modules.name], check=True,
+                           capture_output=True)
+        if root.exists():
+            shutil.rmtree(root)
+        os.rename(unpacked, root)
+    return None
 
 
 def find_qemu() -> str | None:
@@ -170,7 +218,7 @@ def _has_interp(path: Path) -> bool:
 def _module_deps(version: str) -> dict[str, list[str]]:
     """Module name -> [its relative path, then the relative paths of its dependencies]."""
     deps: dict[str, list[str]] = {}
-    text = (Path("/lib/modules") / version / "modules.dep").read_text()
+    text = (modules_dir(version) / "modules.dep").read_text()
     for line in text.splitlines():
         path, _, rest = line.partition(":")
         name = Path(path).name.split(".ko")[0].replace("-", "_")
@@ -179,7 +227,7 @@ def _module_deps(version: str) -> dict[str, list[str]]:
 
 
 def _builtin_modules(version: str) -> set[str]:
-    builtin = Path("/lib/modules") / version / "modules.builtin"
+    builtin = modules_dir(version) / "modules.builtin"
     if not builtin.is_file():
         return set()
     return {Path(line).name.split(".ko")[0].replace("-", "_") for line in builtin.read_text().split()}
@@ -196,8 +244,8 @@ def module_load_order(version: str) -> list[str]:
         if name in builtin:
             return
         if name not in deps:
-            raise VMUnavailable(f"kernel {version} has no {name} module (/lib/modules/{version}); "
-                                "install the generic kernel (linux-image-amd64)")
+            raise VMUnavailable(f"kernel {version} has no {name} module ({modules_dir(version)}); "
+                                "the lane needs Debian's generic kernel (linux-image-amd64)")
         path, *requires = deps[name]
         for dep in requires:
             load(by_path.get(dep, Path(dep).name.split(".ko")[0]))
@@ -216,8 +264,13 @@ def vm_available() -> str | None:
     if find_qemu() is None:
         return "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
     kernel = find_kernel()
+    if kernel is None and os.geteuid() == 0:
+        why = fetch_kernel()
+        if why is not None:
+            return f"no kernel for the guest: {why}"
+        kernel = find_kernel()
     if kernel is None:
-        return "no /boot/vmlinuz-* with matching /lib/modules (apt-get install linux-image-amd64)"
+        return "no kernel for the guest (a vmlinuz with its modules in the lane's cache or /boot)"
     if find_busybox() is None:
         return "no static busybox (apt-get install busybox-static)"
     try:
@@ -225,8 +278,8 @@ def vm_available() -> str | None:
     except (VMUnavailable, OSError) as exc:
         return str(exc)
     for rel in order:
-        if not (Path("/lib/modules") / kernel[1] / rel).is_file():
-            return f"kernel module file missing: /lib/modules/{kernel[1]}/{rel}"
+        if not (modules_dir(kernel[1]) / rel).is_file():
+            return f"kernel module file missing: {modules_dir(kernel[1])}/{rel}"
     return None
 
 
@@ -277,7 +330,7 @@ def build_initramfs(version: str, busybox: Path) -> bytes:
     archive.file("bin/busybox", busybox.read_bytes(), 0o755)
     names = []
     for rel in order:
-        data = (Path("/lib/modules") / version / rel).read_bytes()
+        data = (modules_dir(version) / rel).read_bytes()
         name = Path(rel).name
         if name.endswith(".xz"):
             import lzma

@@ -82,6 +82,22 @@ def hook_environment(phase: str, hook: Hook,
 def run_hook(phase: str, hook: Hook, payload: bytes, *, index: int = 0,
              default_env: Sequence[str] | None = None) -> None:
     """Start one hook, wait for it (killing it after `hook.timeout` seconds), check its status."""
+    from pyrunc import trace
+
+    started = trace.now() if trace.on else None
+    try:
+        _run_hook(phase, hook, payload, index=index, default_env=default_env)
+    except HookError as exc:
+        if started is not None:
+            trace.emit("hook", started, phase=phase, path=hook.path, index=index,
+                       error=exc.reason)
+        raise
+    if started is not None:
+        trace.emit("hook", started, phase=phase, path=hook.path, index=index, status=0)
+
+
+def _run_hook(phase: str, hook: Hook, payload: bytes, *, index: int,
+              default_env: Sequence[str] | None) -> None:
     import subprocess
 
     stdin = _memfd("hook-stdin", payload)

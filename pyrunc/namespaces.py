@@ -18,6 +18,7 @@ import os
 import socket
 import struct
 
+from pyrunc import trace
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import (
     CLONE_NEWCGROUP,
@@ -102,7 +103,8 @@ def write_id_maps(pid: int, linux: Linux) -> None:
     for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
         path = f"/proc/{pid}/{name}"
         try:
-            with open(path, "w") as f:
+            with trace.span("id map write", file=path, map=format_id_map(mappings).strip()), \
+                    open(path, "w") as f:
                 f.write(format_id_map(mappings))
         except OSError as exc:
             raise syscalls.KernelError(exc.errno or 0, f"write {path}", path) from None
@@ -117,7 +119,8 @@ def write_time_offsets(pid: int, linux: Linux) -> None:
         return
     path = f"/proc/{pid}/timens_offsets"
     try:
-        with open(path, "w") as f:
+        with trace.span("timens offsets write", file=path, offsets=lines.strip()), \
+                open(path, "w") as f:
             f.write(lines)
     except OSError as exc:
         raise syscalls.KernelError(exc.errno or 0, f"write {path}", path) from None

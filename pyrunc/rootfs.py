@@ -43,7 +43,15 @@ from pyrunc.linux.consts import (
     MS_SLAVE,
     MS_STRICTATIME,
 )
-from pyrunc.linux.syscalls import KernelError, describe_oserror, mount, mount_setattr, pivot_root, umount2
+from pyrunc.linux.procfs import PROC_SUPER_MAGIC, fs_type
+from pyrunc.linux.syscalls import (
+    KernelError,
+    describe_oserror,
+    mount,
+    mount_setattr,
+    pivot_root,
+    umount2,
+)
 from pyrunc.mountopts import (
     MountOptions,
     UnsupportedMountOption,
@@ -772,10 +780,14 @@ def _detach_host_proc_and_sys(rootfs: str) -> None:
 
 # --- step 3: finish_rootfs ---------------------------------------------------------------------------
 
-def finish_rootfs(config: Config) -> None:
+def finish_rootfs(config: Config, procfs_fd: int | None = None) -> None:
     """Inside the new root: sysctls, readonlyPaths, maskedPaths, the delayed read-only remounts,
-    a read-only root and the root's propagation."""
-    write_sysctls(config.linux.sysctl)
+    a read-only root and the root's propagation.
+
+    `procfs_fd` is the init's own procfs handle (see pyrunc.linux.procfs): the sysctls are
+    written through it, never through a /proc path the container's files could redirect.
+    """
+    write_sysctls(config.linux.sysctl, procfs_fd)
     if not has_mount_namespace(config):
         if config.linux.readonly_paths or config.linux.masked_paths or config.root_readonly:
             log.warning("readonlyPaths, maskedPaths and root.readonly need a mount namespace; "
@@ -783,8 +795,16 @@ def finish_rootfs(config: Config) -> None:
         return
     for path in config.linux.readonly_paths:
         make_path_readonly(path)
-    for path in config.linux.masked_paths:
-        mask_path(path)
+    if config.linux.masked_paths:
+        null_fd = verified_dev_null()
+        # Through the fd's magic link when this is our procfs, so the mount source is exactly
+        # the checked file; otherwise (no /proc in the container) the path just checked.
+        via_fd = _is_procfs("/proc/self/fd")
+        try:
+            for path in config.linux.masked_paths:
+                mask_path(path, null_fd if via_fd else None)
+        finally:
+            os.close(null_fd)
     remount_delayed_readonly(config)
     if config.root_readonly:
         make_root_readonly()
@@ -796,13 +816,26 @@ def finish_rootfs(config: Config) -> None:
               step=f"set propagation of / to {propagation}")
 
 
-def write_sysctls(sysctl: dict[str, str]) -> None:
-    """Each key ``a.b.c`` is the file /proc/sys/a/b/c."""
+def write_sysctls(sysctl: dict[str, str], procfs_fd: int | None = None) -> None:
+    """Each key ``a.b.c`` is the file sys/a/b/c of procfs.
+
+    Opened relative to the init's procfs handle when there is one, without following symlinks,
+    and checked to be on procfs before a byte is written (the CVE-2025-52881 class: a /proc/sys
+    redirected by the image or a mount must not turn a sysctl into a write elsewhere).
+    """
     for key, value in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
+        relative = "sys/" + key.replace(".", "/")
+        path = "/proc/" + relative
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+            if procfs_fd is not None:
+                fd = os.open(relative, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=procfs_fd)
+            else:
+                fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
+                if fs_type(fd) != PROC_SUPER_MAGIC:
+                    raise KernelError(errno.EXDEV, f"write sysctl {key}={value}: {path} is not "
+                                      "on procfs", path)
                 os.write(fd, value.encode())
             finally:
                 os.close(fd)
@@ -827,10 +860,41 @@ def make_path_readonly(path: str) -> None:
           step=f"remount {path} read-only (readonlyPaths)")
 
 
-def mask_path(path: str) -> None:
-    """Hide `path`: /dev/null over a file, an empty read-only tmpfs over a directory."""
+def _is_procfs(path: str) -> bool:
     try:
-        mount("/dev/null", path, None, MS_BIND, step=f"mask {path} with /dev/null")
+        fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return fs_type(fd) == PROC_SUPER_MAGIC
+    finally:
+        os.close(fd)
+
+
+def verified_dev_null() -> int:
+    """An O_PATH fd of the container's /dev/null, checked to be the null device (char 1:3).
+
+    The image controls /dev before pyrunc fills it; a /dev/null that is a symlink or a plain
+    file would make every masked path a bind of *that* (the CVE-2025-31133 class). Masking
+    binds exactly the file this fd was opened on.
+    """
+    try:
+        fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise describe_oserror(exc, "open /dev/null to mask paths")
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise KernelError(errno.EINVAL, "maskedPaths: /dev/null in the container is not the "
+                          "null device (char 1:3); refusing to mask with it", "/dev/null")
+    return fd
+
+
+def mask_path(path: str, null_fd: int | None = None) -> None:
+    """Hide `path`: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    source = "/dev/null" if null_fd is None else f"/proc/self/fd/{null_fd}"
+    try:
+        mount(source, path, None, MS_BIND, step=f"mask {path} with /dev/null")
     except KernelError as exc:
         if exc.errno == errno.ENOENT:
             return

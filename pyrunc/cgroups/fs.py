@@ -12,6 +12,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, NoReturn
 
+from pyrunc import trace
 from pyrunc.cgroups import CREATED_KEY, UNIFIED
 
 if TYPE_CHECKING:
@@ -144,6 +145,8 @@ def read(directory: str, name: str) -> str:
 def write(directory: str, name: str, value: str, step: str) -> None:
     """Write one value to a cgroup control file (one write(2), as the kernel expects)."""
     path = os.path.join(directory, name)
+    if trace.on:
+        trace.emit("cgroup write", file=path, value=value)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("spec", "create a new specification file"),
     "start": ("start", "executes the user defined process in a created container"),
     "state": ("state", "output the state of a container"),
+    "trace": ("trace", "summarize or show a timeline recorded with --trace=FILE"),
     "update": ("update", "change a running container's resource limits"),
 }
 
@@ -47,6 +48,8 @@ GLOBAL_FLAGS = [
     Flag("rootless", "str", "auto", help="true, false or auto: with true, failing to set up "
          "cgroups is only a warning"),
     Flag("criu", "str", hidden=True),
+    Flag("trace", "str", help="record every kernel step: --trace shows the timeline on stderr, "
+         "--trace=FILE appends JSON lines to FILE", metavar="[=FILE]"),
     Flag("help, h", help="show help"),
     Flag("version, v", help="print the version"),
 ]
@@ -140,10 +143,55 @@ def _fail(message: str) -> int:
     return 1
 
 
+#: Global flags that take a value as the next argument (to find where the command starts).
+_VALUE_FLAGS = {"--log", "-log", "--log-format", "-log-format", "--root", "-root",
+                "--rootless", "-rootless", "--criu", "-criu"}
+
+
+def _bare_trace_flag(argv: list[str]) -> list[str]:
+    """`--trace` alone (before the command) means "show it here": spelled --trace=- for the
+    parser, which otherwise would take the command name as the file."""
+    out = list(argv)
+    i = 0
+    while i < len(out) and out[i].startswith("-"):
+        if out[i] in ("--trace", "-trace"):
+            out[i] = "--trace=-"
+        elif out[i] in _VALUE_FLAGS:
+            i += 1
+        i += 1
+    return out
+
+
+def _start_trace(target: str) -> str | None:
+    """Begin recording; returns the file to render at the end when the trace is for a person."""
+    from pyrunc import trace
+
+    if target != "-":
+        trace.start(target)
+        return None
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="pyrunc-trace-", suffix=".jsonl")
+    os.close(fd)
+    trace.start(path)
+    return path
+
+
+def _show_trace(path: str) -> None:
+    from pyrunc import trace
+
+    try:
+        events = trace.read_events(path)
+    finally:
+        os.unlink(path)
+    sys.stderr.write("".join(line + "\n" for line in trace.render_tree(events)))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from pyrunc import log
 
+    argv = _bare_trace_flag(argv)
     try:
         opts, rest = parse(argv, GLOBAL_FLAGS, interspersed=False)
     except UsageError as exc:
@@ -202,8 +250,20 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(command_help(name, module))
         return 0
     error_status: int = getattr(module, "ERROR_STATUS", 1)
+    shown_trace = _start_trace(opts["trace"]) if opts["trace"] else None
     try:
-        return int(module.run(ctx, cmd_opts, cmd_args))
+        return _run_command(module, name, ctx, cmd_opts, cmd_args, error_status)
+    finally:
+        if shown_trace is not None:
+            _show_trace(shown_trace)
+
+
+def _run_command(module: object, name: str, ctx: Context, cmd_opts: dict[str, object],
+                 cmd_args: list[str], error_status: int) -> int:
+    from pyrunc import log
+
+    try:
+        return int(module.run(ctx, cmd_opts, cmd_args))  # type: ignore[attr-defined]
     except UsageError as exc:
         sys.stdout.write("Incorrect Usage.\n\n" + command_help(name, module))
         _fail(str(exc))

@@ -14,6 +14,8 @@ import errno
 import os
 import struct
 
+from pyrunc import trace
+
 from pyrunc.linux.consts import (
     AT_RECURSIVE,
     KEYCTL_JOIN_SESSION_KEYRING,
@@ -84,19 +86,23 @@ def _b(value: str | bytes | None) -> bytes | None:
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None, *, step: str | None = None) -> None:
     """mount(2). `step` overrides the default description used in errors."""
-    res = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
-    _check(res, step or f"mount {source or fstype or ''} on {target}", target)
+    with trace.span("mount", source=source, target=target, fstype=fstype,
+                    flags=trace.mount_flag_names(flags) if trace.on else None, data=data):
+        res = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+        _check(res, step or f"mount {source or fstype or ''} on {target}", target)
 
 
 def umount2(target: str, flags: int = 0) -> None:
     """umount2(2)."""
-    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), f"unmount {target}", target)
+    with trace.span("umount", target=target, flags=flags):
+        _check(_libc.umount2(_b(target), ctypes.c_int(flags)), f"unmount {target}", target)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2): make `new_root` the root of this mount namespace."""
-    res = _libc.syscall(_NR["pivot_root"], _b(new_root), _b(put_old))
-    _check(res, f"pivot_root into {new_root}", new_root)
+    with trace.span("pivot_root", new_root=new_root, put_old=put_old):
+        res = _libc.syscall(_NR["pivot_root"], _b(new_root), _b(put_old))
+        _check(res, f"pivot_root into {new_root}", new_root)
 
 
 class _MountAttr(ctypes.Structure):
@@ -108,21 +114,27 @@ def mount_setattr(path: str, attr_set: int, attr_clr: int = 0, *, recursive: boo
     """mount_setattr(2) (Linux 5.12): change flags of a whole mount tree at once (e.g. `rro`)."""
     attr = _MountAttr(attr_set, attr_clr, 0, 0)
     flags = AT_RECURSIVE if recursive else 0
-    res = _libc.syscall(_NR["mount_setattr"], ctypes.c_int(-100), _b(path), ctypes.c_uint(flags),
-                        ctypes.byref(attr), ctypes.c_size_t(MOUNT_ATTR_SIZE_VER0))
-    _check(res, f"set mount attributes of {path}", path)
+    with trace.span("mount_setattr", target=path, attr_set=attr_set, attr_clr=attr_clr,
+                    recursive=recursive):
+        res = _libc.syscall(_NR["mount_setattr"], ctypes.c_int(-100), _b(path),
+                            ctypes.c_uint(flags), ctypes.byref(attr),
+                            ctypes.c_size_t(MOUNT_ATTR_SIZE_VER0))
+        _check(res, f"set mount attributes of {path}", path)
 
 
 # --- namespaces ---------------------------------------------------------------------------------
 
 def unshare(flags: int, *, step: str = "unshare namespaces") -> None:
     """unshare(2)."""
-    _check(_libc.syscall(_NR["unshare"], ctypes.c_int(flags)), step)
+    with trace.span("unshare", flags=trace.clone_flag_names(flags) if trace.on else None):
+        _check(_libc.syscall(_NR["unshare"], ctypes.c_int(flags)), step)
 
 
 def setns(fd: int, nstype: int = 0, *, step: str = "join namespace") -> None:
     """setns(2): join the namespace that `fd` refers to."""
-    _check(_libc.syscall(_NR["setns"], ctypes.c_int(fd), ctypes.c_int(nstype)), step)
+    with trace.span("setns", flags=trace.clone_flag_names(nstype) if trace.on else None,
+                    what=step):
+        _check(_libc.syscall(_NR["setns"], ctypes.c_int(fd), ctypes.c_int(nstype)), step)
 
 
 def sethostname(name: str) -> None:
@@ -178,7 +190,9 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_libc.syscall(_NR["capset"], ctypes.byref(header), data), "set capabilities")
+    with trace.span("capset", effective=f"{effective:#x}", permitted=f"{permitted:#x}",
+                    inheritable=f"{inheritable:#x}"):
+        _check(_libc.syscall(_NR["capset"], ctypes.byref(header), data), "set capabilities")
 
 
 def join_session_keyring(name: str | None = None) -> int:
@@ -249,13 +263,14 @@ def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
     address = ctypes.cast(ctypes.pointer(prog), ctypes.c_void_p).value or 0
-    if flags == 0:
-        res = _libc.prctl(ctypes.c_int(_PR_SET_SECCOMP), ctypes.c_ulong(_SECCOMP_MODE_FILTER),
-                          ctypes.c_ulong(address), ctypes.c_ulong(0), ctypes.c_ulong(0))
-    else:
-        res = _libc.syscall(_NR["seccomp"], ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
-                            ctypes.c_uint(flags), ctypes.c_void_p(address))
-    _check(res, f"seccomp: load the filter (flags {flags})")
+    with trace.span("seccomp load", instructions=len(program) // 8, flags=flags):
+        if flags == 0:
+            res = _libc.prctl(ctypes.c_int(_PR_SET_SECCOMP), ctypes.c_ulong(_SECCOMP_MODE_FILTER),
+                              ctypes.c_ulong(address), ctypes.c_ulong(0), ctypes.c_ulong(0))
+        else:
+            res = _libc.syscall(_NR["seccomp"], ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
+                                ctypes.c_uint(flags), ctypes.c_void_p(address))
+        _check(res, f"seccomp: load the filter (flags {flags})")
 
 
 # --- terminals ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import resource
 import signal
 from typing import Any
 
+from pyrunc import trace
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import PR_SET_KEEPCAPS
 from pyrunc.spec.model import Config, Process
@@ -66,7 +67,9 @@ def set_rlimits(process: Process) -> None:
         if number is None:
             raise ValueError(f"unknown rlimit type {rlimit.type}")
         try:
-            resource.setrlimit(number, (_rlimit_value(rlimit.soft), _rlimit_value(rlimit.hard)))
+            with trace.span("rlimit", type=rlimit.type, soft=rlimit.soft, hard=rlimit.hard):
+                resource.setrlimit(number, (_rlimit_value(rlimit.soft),
+                                            _rlimit_value(rlimit.hard)))
         except (OSError, ValueError, OverflowError) as exc:
             err = getattr(exc, "errno", None) or 1
             raise syscalls.KernelError(err, f"setrlimit {rlimit.type} to soft={rlimit.soft} "
@@ -115,8 +118,10 @@ def become_user(process: Process, *, fix_stdio: bool) -> None:
         if user.additional_gids:
             raise
     try:
-        os.setresgid(user.gid, user.gid, user.gid)
-        os.setresuid(user.uid, user.uid, user.uid)
+        with trace.span("set user", uid=user.uid, gid=user.gid,
+                        groups=list(user.additional_gids)):
+            os.setresgid(user.gid, user.gid, user.gid)
+            os.setresuid(user.uid, user.uid, user.uid)
     except OSError as exc:
         raise syscalls.KernelError(exc.errno or 0, f"set user to uid={user.uid} gid={user.gid}") \
             from None
@@ -258,3 +263,10 @@ def reset_signals_for_exec() -> None:
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def execve(executable: str, args: list[str], env: dict[str, str]) -> None:
+    """The last step: the program replaces this process (traced before it, there is no after)."""
+    if trace.on:
+        trace.emit("execve", path=executable, args=args)
+    os.execve(executable, args, env)

@@ -44,7 +44,9 @@ def _report_and_exit(chan: sync.SyncChannel, exc: BaseException, where: str) -> 
 def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
                      ns_fds: list[tuple[str, int]]) -> NoReturn:
     """Enter the namespaces in the kernel's order, then fork the init and exit."""
-    from pyrunc import namespaces
+    from pyrunc import namespaces, trace
+
+    trace.set_role("intermediate")
 
     try:
         # Before anything of the container can see this process: no container process may open
@@ -90,10 +92,13 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
 
         pid = os.fork()
         if pid == 0:
+            trace.set_role("init")
             try:
                 run_init(chan, spec)
             finally:
                 os._exit(1)
+        if trace.on:
+            trace.emit("fork init", child=pid)
         chan.send(sync.INIT_PID, pid=pid)
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
@@ -112,6 +117,11 @@ def _write_oom_score_adj(value: int) -> None:
 
 def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
     """Build the container around this process, park until start, exec the user program."""
+    from pyrunc import trace
+
+    offset = spec.config.linux.time_offsets.get("monotonic", (0, 0))[0] \
+        if spec.config.linux.creates("time") else 0
+    trace.set_role("init", offset)
     steps = _Steps()
     step = "container init"
     try:
@@ -152,7 +162,7 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         if config.domainname:
             syscalls.setdomainname(config.domainname)
         step = steps.enter("finish rootfs")
-        rootfs.finish_rootfs(config)
+        rootfs.finish_rootfs(config, procfs_fd)
 
         step = steps.enter("set up process")
         attrs.set_rlimits(process)
@@ -193,7 +203,7 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
             hooks.run_hooks("startContainer", config.hooks["startContainer"], hook_state,
                             default_env=[f"{k}={v}" for k, v in env.items()])
         attrs.reset_signals_for_exec()
-        os.execve(executable, list(process.args), env)
+        attrs.execve(executable, list(process.args), env)
     except BaseException as exc:  # noqa: BLE001
         from pyrunc import log
         from pyrunc.errors import describe
@@ -215,6 +225,10 @@ class _Steps:
         from pyrunc import log
 
         log.debug(f"init: {name}", elapsed_ms=round((self._clock() - self._start) * 1000, 2))
+        from pyrunc import trace
+
+        if trace.on:
+            trace.emit(f"init: {name}")
         return name
 
 
@@ -308,6 +322,10 @@ def _fds_to_keep(chan: sync.SyncChannel, spec: LaunchSpec,
     log_fd = log.log_fd()
     if log_fd is not None:
         keep.add(log_fd)
+    from pyrunc import trace
+
+    if trace.trace_fd() is not None:
+        keep.add(trace.trace_fd())  # type: ignore[arg-type]
     keep.update(spec.keep_fds)
     return keep
 

@@ -63,6 +63,9 @@ def namespaces_to_join(init_pid: int, config: Config) -> int:
 
 def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
     """The first child: enter the container's namespaces, fork the process, exit."""
+    from pyrunc import trace
+
+    trace.set_role("joiner")
     try:
         syscalls.prctl(PR_SET_DUMPABLE, 0, step="make the exec process non-dumpable")
         attrs.forbid_imports()
@@ -73,6 +76,8 @@ def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
 
         if log.log_fd() is not None:
             keep.add(log.log_fd())  # type: ignore[arg-type]
+        if trace.trace_fd() is not None:
+            keep.add(trace.trace_fd())  # type: ignore[arg-type]
         attrs.close_fds_except(keep)
         attrs.default_signal_handlers()
         syscalls.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, step="set parent-death signal")
@@ -87,6 +92,8 @@ def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
                 run_process(chan, spec)
             finally:
                 os._exit(1)
+        if trace.on:
+            trace.emit("fork exec process", child=pid)
         chan.send(sync.INIT_PID, pid=pid)
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
@@ -95,6 +102,11 @@ def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
 
 def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
     """The exec'd process: the process.json attributes, then execve."""
+    from pyrunc import trace
+
+    offset = spec.config.linux.time_offsets.get("monotonic", (0, 0))[0] \
+        if spec.config.linux.namespace("time") is not None else 0
+    trace.set_role("exec", offset)
     step = "set up the exec process"
     process, config = spec.process, spec.config
     try:
@@ -119,7 +131,7 @@ def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
         if seccomp_filter is not None and process.no_new_privileges:
             seccomp_filter.load()
         attrs.reset_signals_for_exec()
-        os.execve(executable, list(process.args), env)
+        attrs.execve(executable, list(process.args), env)
     except BaseException as exc:  # noqa: BLE001
         _report_and_exit(chan, exc, step)
 

@@ -64,6 +64,10 @@ class Launch:
                 finally:
                     os._exit(1)  # a forked child never returns into the caller's code
             self.intermediate_pid = pid
+            from pyrunc import trace
+
+            if trace.on:
+                trace.emit("fork intermediate", child=pid)
         finally:
             child_chan.close()
             for _, fd in ns_fds:

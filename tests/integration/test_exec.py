@@ -109,6 +109,42 @@ def test_exec_detach_writes_the_pid_file_and_leaves_the_process_to_the_caller(
     os.waitpid(pid, 0)
 
 
+def test_exec_detach_tty_hands_the_pty_master_to_the_console_socket(runtime, running, tmp_path):
+    """What containerd's shim does for `ctr task exec -t`: --detach plus a console socket."""
+    import array
+    import socket
+
+    running()
+    process = {"args": ["sh", "-c", "tty; echo done"], "env": ["PATH=/bin"], "cwd": "/",
+               "user": {"uid": 0, "gid": 0}, "terminal": True}
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps(process))
+    sock_path = tmp_path / "console.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(sock_path))
+        listener.listen(1)
+        listener.settimeout(10)
+        runtime("exec", "--process", str(path), "--detach", "--console-socket", str(sock_path),
+                "ex")
+        conn, _ = listener.accept()
+        with conn:
+            data, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(4))
+    master = array.array("i", ancdata[0][2][:4])[0]
+    try:
+        out = b""
+        deadline = time.monotonic() + 10
+        while b"done" not in out and time.monotonic() < deadline:
+            try:
+                out += os.read(master, 4096)
+            except OSError:  # EIO: every slave is closed
+                break
+    finally:
+        os.close(master)
+        reap_children()
+    assert data.startswith(b"/dev/pts/")
+    assert out.replace(b"\r", b"").splitlines()[:2] == [data, b"done"]
+
+
 def test_exec_errors_exit_255_with_runcs_wording_and_leave_nothing(runtime, running, bundle,
                                                                   cgroup_path):
     running()

@@ -209,3 +209,60 @@ def test_modules_planted_in_the_image_are_never_imported_by_the_runtime(runtime,
     assert runtime("run", "-b", str(b), "planted").stdout == "ran\n"
     ran = sorted(p.name for p in rootfs.iterdir() if p.name.startswith("planted-module-ran"))
     assert not ran, f"the runtime imported modules from the image: {ran}"
+
+
+# --- CVE-2025-31133: masking with a /dev/null the image replaced -------------------------------
+
+@pytest.mark.parametrize("fake", ["symlink", "file"])
+def test_cve_2025_31133_masked_paths_never_bind_a_fake_dev_null(runtime, bundle, fake):
+    """Without a /dev tmpfs the image's own /dev is used; its /dev/null is a symlink to (or is)
+    an ordinary file. Masking must bind the real null device or fail, never that file: here a
+    sentinel in the rootfs stands for what an attacker would point at (core_pattern, ...)."""
+    def edit(config: dict) -> None:
+        config["root"]["readonly"] = False
+        config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/dev"]
+        config["linux"]["maskedPaths"] = ["/proc/version"]
+        config["linux"].pop("devices", None)
+
+    b = bundle("sh", "-c", "echo overwritten > /proc/version; stat -c %t:%T /proc/version",
+               edit=edit)
+    dev = b / "rootfs/dev"
+    dev.mkdir(exist_ok=True)
+    sentinel = b / "rootfs/etc/sentinel"
+    sentinel.write_text("untouched\n")
+    null = dev / "null"
+    if null.exists() or null.is_symlink():
+        null.unlink()
+    if fake == "symlink":
+        null.symlink_to("/etc/sentinel")
+    else:
+        null.write_text("")
+    result = runtime("run", "-b", str(b), "fakenull", check=False)
+    assert sentinel.read_text() == "untouched\n", result
+    if result.returncode == 0:
+        assert result.stdout.split()[-1] == "1:3", result.stdout
+    else:
+        assert "/dev/null" in result.stderr, result.stderr
+
+
+# --- CVE-2025-52881: sysctl writes redirected through the container's /proc --------------------
+
+def test_cve_2025_52881_sysctls_are_written_to_procfs_not_to_a_bind_over_proc_sys(
+        runtime, bundle, tmp_path):
+    """A config bind-mounts a directory of the host over /proc/sys/net/ipv4 (after /proc is
+    mounted, as mounts are in order): a sysctl for that path must not land in the host file.
+    pyrunc refuses mounts inside /proc (as runc does); and its sysctl writes go through its own
+    procfs instance, checked with fstatfs, so even a redirect that got in would be missed."""
+    fake = tmp_path / "fake-sys"
+    fake.mkdir()
+    (fake / "ip_forward").write_text("0\n")
+
+    def edit(config: dict) -> None:
+        config["mounts"].append({"destination": "/proc/sys/net/ipv4", "type": "bind",
+                                 "source": str(fake), "options": ["rbind", "rw"]})
+        config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+
+    b = bundle("true", edit=edit)
+    result = runtime("run", "-b", str(b), "sysctl", check=False)
+    assert (fake / "ip_forward").read_text() == "0\n", result
+    assert result.returncode == 0 or "inside /proc is not allowed" in result.stderr, result
