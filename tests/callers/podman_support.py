@@ -49,6 +49,10 @@ def containers_conf(path: Path, network_dir: Path, *, json_log: bool = False) ->
     """
     supports_json = 'runtime_supports_json = ["crun", "runc", "pyrunc"]\n' if json_log else ""
     path.write_text(
+        "[containers]\n"
+        "# Container output in a file podman reads back (`podman logs`), on any host.\n"
+        'log_driver = "k8s-file"\n'
+        "\n"
         "[engine]\n"
         "# File locks under --tmpdir instead of the machine-wide /dev/shm/libpod_lock.\n"
         'lock_type = "file"\n'
