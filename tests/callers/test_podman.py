@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from podman_support import (
     CGROUP_ROOT,
     IMAGE,
