@@ -166,7 +166,7 @@ def _stdio_fds() -> Iterator[int]:
 
 def _join(rootfs: str, path: str) -> str:
     # rootfs.py imports this module, so its secure_join is looked up at call time.
-    from pyrunc.rootfs import secure_join
+    from pyrunc.rootfs.resolve import secure_join
 
     return secure_join(rootfs, path)
 

@@ -38,10 +38,11 @@ def features() -> dict[str, Any]:
                        "rdma": True},
             "seccomp": seccomp.features(),
             "memoryPolicy": _memory_policy(),
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            "apparmor": {"enabled": True},  # supported (applied where the host runs it)
+            "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {
             "org.opencontainers.runc.version": __version__,

@@ -18,6 +18,7 @@ from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
 #: command name -> (module, one-line summary), in the order `--help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
     # The summaries of runc's commands are runc's own words: `-h` output starts the same way.
+    "bundle": ("bundle", "make a bundle from an OCI image (overlay of its layers), or remove one"),
     "create": ("create", "create a container"),
     "delete": ("delete", "delete any resources held by the container often used with detached "
                          "container"),
@@ -27,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's "
                      "init process"),
     "list": ("list", "lists containers started by runc with the given root"),
+    "network": ("network", "set up or tear down a container's network (a hook: none, host, "
+                           "container:<id>, bridge)"),
     "pause": ("pause", "freeze every process of a container"),
     "ps": ("ps", "show the processes of a container (ps(1) rows, or JSON pids)"),
     "resume": ("resume", "let a paused container's processes run again"),

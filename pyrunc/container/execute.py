@@ -52,17 +52,12 @@ def check_process(process: dict[str, Any]) -> None:
     cwd = process.get("cwd")
     if not isinstance(cwd, str) or not cwd.startswith("/"):
         raise ContainerError(f"process: cwd {cwd!r} must be an absolute path")
-    for key, lsm in (("apparmorProfile", "AppArmor"), ("selinuxLabel", "SELinux")):
-        if process.get(key) and not _lsm_enabled(lsm):
-            raise ContainerError(f"process.{key} is set but {lsm} is not enabled on this host")
+    from pyrunc import lsm
 
-
-def _lsm_enabled(lsm: str) -> bool:
     try:
-        with open("/sys/kernel/security/lsm") as f:
-            return lsm.lower() in f.read().split(",")
-    except OSError:
-        return False
+        lsm.check(process.get("apparmorProfile"), process.get("selinuxLabel"), None)
+    except lsm.LSMError as exc:
+        raise ContainerError(str(exc)) from None
 
 
 def exec_in_container(root: str, container_id: str, opts: ExecOptions) -> int:
@@ -100,7 +95,8 @@ def exec_in_container(root: str, container_id: str, opts: ExecOptions) -> int:
             console_fd = terminal.connect_console_socket(opts.console_socket)
         spec = exec_process.ExecSpec(config, process, init_pidfd,
                                      exec_process.namespaces_to_join(state.init_pid, config),
-                                     console_fd=console_fd, preserve_fds=opts.preserve_fds)
+                                     console_fd=console_fd, preserve_fds=opts.preserve_fds,
+                                     raw_process=opts.process)
         cgroups = load_manager(state.cgroup_paths)
         if opts.rootless:
             cgroups = _TolerantCgroups(cgroups)

@@ -94,6 +94,11 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
                 f"preserved-fd {fd - 3 - listen_fds} (#{fd})"
             raise ContainerError(f"unable to stat {what}") from None
 
+    if config.linux.net_devices:
+        from pyrunc.network.devices import check_config
+
+        check_config(config.linux.net_devices, config.linux.creates("network"), root,
+                     container_id)
     state_dir = StateDir(root, container_id)
     state_dir.reserve()
     state = ContainerState(id=container_id, bundle=opts.bundle, rootfs=config.root_path,
@@ -157,6 +162,8 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         def runtime_hooks(pid: int) -> dict[str, Any]:
             from pyrunc import hooks
 
+            if config.linux.net_devices:
+                _move_net_devices_in(state_dir, state, config.linux.net_devices, pid)
             hook_state = spec_state(state, "creating", pid)
             for phase in ("prestart", "createRuntime"):
                 if config.hooks[phase]:
@@ -183,6 +190,18 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         raise
     finally:
         state_dir.unlock()
+
+
+def _move_net_devices_in(state_dir: StateDir, state: ContainerState, net_devices: dict[str, str],
+                         pid: int) -> None:
+    """linux.netDevices, after the init exists and before prestart/createRuntime hooks."""
+    from pyrunc.network.devices import PIN_NAME, move_in
+
+    def record(entries: list[dict[str, Any]]) -> None:
+        state.net_devices = entries
+        state_dir.save(state)
+
+    move_in(net_devices, pid, os.path.join(state_dir.path, PIN_NAME), record)
 
 
 def _apply_device_rules(cgroups: Any, config: Any, rootless: bool) -> None:
@@ -455,9 +474,14 @@ def _reap_if_child(pid: int) -> None:
 
 
 def destroy(state_dir: StateDir, state: ContainerState, *, run_poststop: bool = True) -> None:
-    """Release everything a container holds: cgroups, state directory; then poststop hooks."""
+    """Release everything a container holds: network devices, cgroups, state directory; then
+    poststop hooks."""
     from pyrunc.cgroups import load_manager
 
+    if state.net_devices:
+        from pyrunc.network.devices import move_back
+
+        move_back(state.net_devices, state_dir.path, state.init_pid if init_alive(state) else 0)
     if state.cgroup_paths:
         manager = load_manager(state.cgroup_paths)
         try:

@@ -57,13 +57,14 @@ class ContainerState:
 
     FIELDS = ("id", "bundle", "rootfs", "oci_version", "created", "config", "init_pid",
               "init_start_time", "init_exe", "cgroup_paths", "creating", "creator_pid",
-              "creator_start_time", "owner", "rootless", "no_new_keyring")
+              "creator_start_time", "owner", "rootless", "no_new_keyring", "net_devices")
 
     def __init__(self, id: str, bundle: str, rootfs: str, oci_version: str, created: str,
                  config: dict[str, Any], init_pid: int = 0, init_start_time: int = 0,
                  init_exe: str = "", cgroup_paths: dict[str, str] | None = None,
                  creating: bool = True, creator_pid: int = 0, creator_start_time: int = 0,
-                 owner: str = "", rootless: bool = False, no_new_keyring: bool = False) -> None:
+                 owner: str = "", rootless: bool = False, no_new_keyring: bool = False,
+                 net_devices: list[dict[str, Any]] | None = None) -> None:
         self.id = id
         self.bundle = bundle
         self.rootfs = rootfs
@@ -80,6 +81,9 @@ class ContainerState:
         self.owner = owner
         self.rootless = rootless
         self.no_new_keyring = no_new_keyring
+        # linux.netDevices moved into the container: host name, container name, addresses,
+        # MTU, up state (recorded before the move, so that delete can always return them).
+        self.net_devices = net_devices or []
 
     @property
     def annotations(self) -> dict[str, str]:

@@ -191,6 +191,12 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
     # From here on the runtime has gone: errors can only be logged.
     try:
         _wait_for_start(spec.fifo_fd, procfs_fd)
+        raw_process = config.raw.get("process") or {}
+        if raw_process.get("apparmorProfile") or raw_process.get("selinuxLabel"):
+            from pyrunc import lsm
+
+            lsm.apply_exec_labels(procfs_fd, raw_process.get("apparmorProfile"),
+                                  raw_process.get("selinuxLabel"))
         os.close(procfs_fd)
         if seccomp_filter is not None and process.no_new_privileges:
             # As runc does: after the wait, before the startContainer hooks, which the filter
@@ -242,7 +248,7 @@ def preload_modules(config: Config) -> None:
     import stat  # noqa: F401 - used by _check_executable
     import time  # noqa: F401 - used by _Steps
 
-    from pyrunc import capabilities, devices, errors, log, namespaces, rootfs  # noqa: F401
+    from pyrunc import capabilities, devices, errors, log, lsm, namespaces, rootfs  # noqa: F401
     from pyrunc.linux import procfs  # noqa: F401
     from pyrunc.process import mountsource  # noqa: F401
 

@@ -30,13 +30,15 @@ class ExecSpec:
     """What the joiner and the process need, fixed before the first fork."""
 
     def __init__(self, config: Config, process: Process, init_pidfd: int, ns_flags: int, *,
-                 console_fd: int | None = None, preserve_fds: int = 0) -> None:
+                 console_fd: int | None = None, preserve_fds: int = 0,
+                 raw_process: dict[str, Any] | None = None) -> None:
         self.config = config
         self.process = process
         self.init_pidfd = init_pidfd
         self.ns_flags = ns_flags
         self.console_fd = console_fd
         self.preserve_fds = preserve_fds
+        self.raw_process = raw_process or {}   # fields the typed Process does not model (labels)
 
 
 def namespaces_to_join(init_pid: int, config: Config) -> int:
@@ -126,6 +128,16 @@ def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
         attrs.enter_cwd(process.cwd)
         env = attrs.build_env(process)
         executable = attrs.find_executable(process.args[0], env)
+        labels = (spec.raw_process.get("apparmorProfile"), spec.raw_process.get("selinuxLabel"))
+        if any(labels):
+            from pyrunc import lsm
+            from pyrunc.linux import procfs
+
+            procfs_fd = procfs.open_procfs()
+            try:
+                lsm.apply_exec_labels(procfs_fd, *labels)
+            finally:
+                os.close(procfs_fd)
         chan.send(sync.READY)
         chan.close()
         if seccomp_filter is not None and process.no_new_privileges:
@@ -161,7 +173,8 @@ def _report_and_exit(chan: sync.SyncChannel, exc: BaseException, where: str) -> 
 
 def preload_modules(config: Config, process: Process) -> None:
     """Everything the children import, loaded before they refuse imports."""
-    from pyrunc import errors, log  # noqa: F401
+    from pyrunc import errors, log, lsm  # noqa: F401
+    from pyrunc.linux import procfs  # noqa: F401
     from pyrunc.process import child
 
     child.preload_modules(config)

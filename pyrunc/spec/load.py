@@ -79,6 +79,7 @@ def check_semantics(config: Config) -> None:
         raise _fail("/process/args", "must name at least one argument (the program to run)",
                     "config.md#process")
     _check_process_values(config.process)
+    _check_labels(config)
     if not os.path.isabs(config.process.cwd):
         raise _fail("/process/cwd", f"{config.process.cwd!r} must be an absolute path",
                     "config.md#process")
@@ -201,9 +202,8 @@ def sysctl_problem(key: str, linux: Linux) -> str | None:
 #: Parts of config.json that pyrunc does not act on yet, by JSON pointer. They are reported
 #: (never silently dropped); the cgroup resources are reported by the cgroup driver.
 NOT_APPLIED = (
-    ("process", "apparmorProfile"), ("process", "selinuxLabel"), ("process", "scheduler"),
-    ("process", "ioPriority"), ("process", "execCPUAffinity"), ("linux", "mountLabel"),
-    ("linux", "personality"), ("linux", "netDevices"),
+    ("process", "scheduler"), ("process", "ioPriority"), ("process", "execCPUAffinity"),
+    ("linux", "personality"),
 )
 
 
@@ -216,6 +216,21 @@ def not_applied(config: Config) -> list[str]:
 #: The kernel's uid_t is 32 bits but (uid_t)-1 means "unchanged" to setresuid(2): ids above
 #: this would silently leave the process as root.
 MAX_ID = 2**31 - 1
+
+
+def _check_labels(config: Config) -> None:
+    """A label for an LSM that is off fails create (pyrunc.lsm says why)."""
+    process = config.raw.get("process") or {}
+    mount_label = (config.raw.get("linux") or {}).get("mountLabel")
+    if not (process.get("apparmorProfile") or process.get("selinuxLabel") or mount_label):
+        return
+    from pyrunc import lsm
+
+    try:
+        lsm.check(process.get("apparmorProfile"), process.get("selinuxLabel"), mount_label)
+    except lsm.LSMError as exc:
+        pointer, _, message = str(exc).partition(": ")
+        raise _fail(pointer, message, "config.md#linux-process") from None
 
 
 def _check_process_values(process: Process) -> None:

@@ -151,6 +151,7 @@ class Linux(NamedTuple):
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
     sysctl: dict[str, str] = {}
+    net_devices: dict[str, str] = {}  # host interface -> name in the container; never mutated
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Linux:
@@ -171,6 +172,8 @@ class Linux(NamedTuple):
             masked_paths=tuple(d.get("maskedPaths") or ()),
             readonly_paths=tuple(d.get("readonlyPaths") or ()),
             sysctl=dict(d.get("sysctl") or {}),
+            net_devices={host: (dev or {}).get("name") or host
+                         for host, dev in (d.get("netDevices") or {}).items()},
         )
 
     def namespace(self, ns_type: str) -> Namespace | None:

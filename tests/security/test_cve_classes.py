@@ -266,3 +266,49 @@ def test_cve_2025_52881_sysctls_are_written_to_procfs_not_to_a_bind_over_proc_sy
     result = runtime("run", "-b", str(b), "sysctl", check=False)
     assert (fake / "ip_forward").read_text() == "0\n", result
     assert result.returncode == 0 or "inside /proc is not allowed" in result.stderr, result
+
+
+# --- CVE-2024-45310 / CVE-2021-30465: a racing symlink on the way to a mount destination -------
+
+def test_cve_2024_45310_a_racing_symlink_never_makes_the_runtime_create_or_mount_outside(
+        runtime, bundle, tmp_path):
+    """While containers are created, a thread of the test flips a directory of the rootfs on
+    the way to a mount destination between a real directory and a symlink to a host directory.
+    Whatever the timing, nothing is ever created in (or mounted on) that host directory."""
+    import threading
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    def edit(config: dict) -> None:
+        config["root"]["readonly"] = False
+        config["mounts"].append({"destination": "/flip/deeper/mnt", "type": "tmpfs",
+                                 "source": "tmpfs"})
+
+    b = bundle("true", edit=edit)
+    flip = b / "rootfs/flip"
+    stop = threading.Event()
+
+    def flipper() -> None:
+        import shutil
+
+        while not stop.is_set():
+            try:
+                if flip.is_symlink():
+                    flip.unlink()
+                    flip.mkdir()
+                else:
+                    shutil.rmtree(flip, ignore_errors=True)
+                    flip.symlink_to(outside)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=flipper)
+    thread.start()
+    try:
+        for i in range(15):
+            runtime("run", "-b", str(b), f"race{i}", check=False)
+    finally:
+        stop.set()
+        thread.join()
+    assert list(outside.iterdir()) == [], "the runtime created files outside the rootfs"

@@ -28,7 +28,9 @@ def test_version_first_line_is_what_go_runc_parses():
 
 
 @pytest.mark.parametrize("module", ["jsonschema", "fastjsonschema", "pyroute2"])
-@pytest.mark.parametrize("args", [["--version"], ["state", "no-such-container"]])
+@pytest.mark.parametrize("args", [["--version"], ["state", "no-such-container"],
+                                  ["kill", "no-such-container", "KILL"],
+                                  ["delete", "no-such-container"]])
 def test_hot_path_commands_do_not_import_heavy_modules(tmp_path, args, module):
     code = ("import sys\nfrom pyrunc.cli.main import main\n"
             f"rc = main(['--root', {str(tmp_path)!r}] + {args!r})\n"
