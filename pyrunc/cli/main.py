@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create": ("create", "create a container"),
     "delete": ("delete", "delete any resources held by the container often used with detached "
                          "container"),
+    "doctor": ("doctor", "show what this host offers containers, and why (pyrunc's own)"),
     "events": ("events", "stream a container's cgroup statistics and OOM events as JSON"),
     "exec": ("exec", "run another process in a container"),
     "features": ("features", "show the enabled features"),

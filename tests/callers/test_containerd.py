@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from containerd_daemon import Containerd
-from oci_image import build_oci_archive
+from busybox_image import build_oci_archive
 from pyrunc_testing import is_root, pyrunc_command
 
 pytestmark = [

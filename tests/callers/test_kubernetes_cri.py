@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from containerd_daemon import Containerd
-from oci_image import build_oci_archive
+from busybox_image import build_oci_archive
 from pyrunc_testing import CGROUP_PREFIX, is_root, pyrunc_command
 
 HERE = Path(__file__).resolve().parent

@@ -312,3 +312,26 @@ def test_cve_2024_45310_a_racing_symlink_never_makes_the_runtime_create_or_mount
         stop.set()
         thread.join()
     assert list(outside.iterdir()) == [], "the runtime created files outside the rootfs"
+
+
+# --- a /dev (or a /dev entry) that is a symlink in the image -----------------------------------
+
+@pytest.mark.parametrize("link", ["absolute", "relative-climbing"])
+def test_a_dev_symlink_in_the_image_never_makes_the_runtime_write_outside(runtime, bundle,
+                                                                         tmp_path, link):
+    """The image's /dev points at a host directory (absolutely, or climbing with ..): the /dev
+    tmpfs, the device nodes and the /dev/pts, /dev/shm, /dev/mqueue mounts all land inside the
+    rootfs (symlinks resolve inside it), never in the host directory."""
+    host_dir = tmp_path / "host-dev"
+    host_dir.mkdir()
+    b = bundle("sh", "-c", "ls /dev/null /dev/pts /dev/shm >/dev/null && echo ok")
+    dev = b / "rootfs/dev"
+    if dev.exists() and not dev.is_symlink():
+        import shutil
+
+        shutil.rmtree(dev)
+    target = str(host_dir) if link == "absolute" else "../../../../../../../.." + str(host_dir)
+    dev.symlink_to(target)
+    result = runtime("run", "-b", str(b), f"devlink-{link}", check=False)
+    assert list(host_dir.iterdir()) == [], result
+    assert result.returncode == 0 or result.stderr.count("\n") == 1, result

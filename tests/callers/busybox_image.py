@@ -66,7 +66,7 @@ def build_oci_archive(work: Path, archive: Path, ref: str = "latest",
             "WorkingDir": "/",
         },
         "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
-        "history": [{"created_by": "tests/callers/oci_image.py"}],
+        "history": [{"created_by": "tests/callers/busybox_image.py"}],
     }
     config_bytes = json.dumps(config, sort_keys=True).encode()
     manifest = {
