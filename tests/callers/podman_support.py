@@ -177,22 +177,24 @@ class PodmanHost:
                     found.append(Path(directory))
         return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
-    def conmon_pids_after(self, grace: float) -> list[int]:
-        """conmon processes still there after ``grace`` seconds: conmon may outlive the podman
-        command that started it by a moment (after a failed create, say)."""
+    def leftovers(self, ids: list[str], grace: float = 15) -> dict[str, list[str]]:
+        """What is still there ``grace`` seconds after a test, that it should have removed.
+
+        The grace period is for work that ends just after the podman command: conmon may outlive
+        it by a moment (after a failed create, say), and so may the exit command it runs.
+        """
         deadline = time.monotonic() + grace
         while True:
             reap_children()
-            pids = self.conmon_pids()
-            if not pids or time.monotonic() > deadline:
-                return pids
-            time.sleep(0.05)
+            left = self._leftovers_now(ids)
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.1)
 
-    def leftovers(self, ids: list[str]) -> dict[str, list[str]]:
-        """What is still there that a finished test should have removed."""
+    def _leftovers_now(self, ids: list[str]) -> dict[str, list[str]]:
         left = {
             "containers": self.container_ids(),
-            "conmon": [str(pid) for pid in self.conmon_pids_after(5)],
+            "conmon": [str(pid) for pid in self.conmon_pids()],
             "mounts": [line.split()[4] for line in host_mounts_mentioning(str(self.base))],
             # podman (cgroupfs) keeps every conmon in <parent>/conmon, and leaves that cgroup.
             "cgroups": [str(p) for p in self.cgroup_dirs() if p.name != "conmon"],
