@@ -187,6 +187,28 @@ def test_no_pyrunc_process_keeps_the_master_open(runtime, bundle, tmp_path):
         runtime("delete", "--force", "t5")
 
 
+def test_detached_exec_tty_sends_a_master_whose_slave_the_process_runs_on(
+        runtime, bundle, tmp_path):
+    # conmon's `podman exec -t`: exec --process F --detach --tty --console-socket S ID.
+    runtime("run", "-d", "-b", str(bundle("sleep", "100")), "t6")
+    try:
+        sock_path = tmp_path / "exec.sock"
+        with listening_socket(sock_path) as listener:
+            runtime("exec", "--detach", "--tty", "--console-socket", str(sock_path), "t6",
+                    "sh", "-c", "tty; [ -t 0 ] && [ -t 2 ] && echo stdio-is-tty")
+            name, fds, cmsgs = receive_master(listener)
+        assert cmsgs == 1 and len(fds) == 1, (cmsgs, fds)
+        try:
+            lines = read_until_eof(fds[0]).decode().replace("\r\n", "\n").splitlines()
+        finally:
+            os.close(fds[0])
+        assert name.startswith(b"/dev/pts/")
+        assert lines == [name.decode(), "stdio-is-tty"]
+    finally:
+        runtime("delete", "--force", "t6")
+        reap_children()
+
+
 def test_terminal_without_console_socket_is_refused(runtime, bundle):
     result = runtime("create", "-b", str(bundle("true", tty=True)), "nt", check=False)
     assert result.returncode == 1
