@@ -33,10 +33,18 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _subreaper() -> None:
+def _subreaper() -> Iterator[None]:
     if is_root():
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    yield
+    # The tests' shared cgroup prefix: each test removed its own cgroup below it.
+    if os.path.isdir("/sys/fs/cgroup"):
+        for hierarchy in os.listdir("/sys/fs/cgroup"):
+            try:
+                os.rmdir(Path("/sys/fs/cgroup") / hierarchy / CGROUP_PREFIX.lstrip("/"))
+            except OSError:
+                pass
 
 
 @pytest.fixture
