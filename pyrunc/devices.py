@@ -1,7 +1,8 @@
 """The container's /dev: device nodes, the standard symlinks and /dev/ptmx.
 
 Runs in the container's init before pivot_root, with paths inside the rootfs resolved by
-`pyrunc.rootfs.secure_join` so that a symlink planted in the image cannot redirect a node outside it.
+`pyrunc.rootfs.secure_join` so that a symlink planted in the image cannot redirect a node outside
+it.
 
 Inside a user namespace the kernel refuses mknod(2) for devices, so each node is then an empty file
 with the host's device bind-mounted onto it: same device, same permissions as on the host.
@@ -89,11 +90,12 @@ def make_device_node(dest: str, dev: Device) -> None:
     try:
         os.mknod(dest, mode, rdev)
     except OSError as exc:
-        raise describe_oserror(exc, f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor})")
+        raise describe_oserror(
+            exc, f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor})") from None
     try:
         os.chown(dest, dev.uid or 0, dev.gid or 0)
     except OSError as exc:
-        raise describe_oserror(exc, f"chown device {dev.path}")
+        raise describe_oserror(exc, f"chown device {dev.path}") from None
 
 
 def bind_host_device(dest: str, dev: Device) -> None:
@@ -102,7 +104,7 @@ def bind_host_device(dest: str, dev: Device) -> None:
         try:
             os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755))
         except OSError as exc:
-            raise describe_oserror(exc, f"create mount point for device {dev.path}")
+            raise describe_oserror(exc, f"create mount point for device {dev.path}") from None
     mount(dev.path, dest, None, MS_BIND, step=f"bind-mount host device {dev.path} onto {dest}")
 
 
@@ -118,7 +120,7 @@ def create_dev_symlinks(rootfs: str) -> None:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise describe_oserror(exc, f"create symlink {link} -> {target}")
+            raise describe_oserror(exc, f"create symlink {link} -> {target}") from None
 
 
 def setup_ptmx(rootfs: str) -> None:
@@ -129,7 +131,7 @@ def setup_ptmx(rootfs: str) -> None:
     try:
         os.symlink("pts/ptmx", path)
     except OSError as exc:
-        raise describe_oserror(exc, "create symlink /dev/ptmx -> pts/ptmx")
+        raise describe_oserror(exc, "create symlink /dev/ptmx -> pts/ptmx") from None
 
 
 def reopen_dev_null() -> None:
@@ -179,4 +181,4 @@ def _mkdir_parents(dest: str) -> None:
     try:
         os.makedirs(os.path.dirname(dest), 0o755, exist_ok=True)
     except OSError as exc:
-        raise describe_oserror(exc, f"create directory for {dest}")
+        raise describe_oserror(exc, f"create directory for {dest}") from None

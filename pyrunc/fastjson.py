@@ -35,7 +35,9 @@ class _DecoderContext:
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
-_scan_once = _json.make_scanner(_DecoderContext())
+# The C scanner only reads these attributes; typeshed asks for a real JSONDecoder, whose module
+# this one exists to avoid importing.
+_scan_once = _json.make_scanner(_DecoderContext())  # type: ignore[arg-type]
 _WHITESPACE = " \t\n\r"
 
 

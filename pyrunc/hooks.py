@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from subprocess import Popen
+
     from pyrunc.spec.model import Hook
 
 #: How much of a hook's output is read back for the error message and the debug log.
@@ -120,8 +122,8 @@ def _run_hook(phase: str, hook: Hook, payload: bytes, *, index: int,
             os.close(fd)
     _log_output(phase, hook.path, out, err)
     if timed_out:
-        raise HookError(phase, hook.path,
-                        f"hook ran past specified timeout of {float(hook.timeout or 0):.1f}s", index)
+        limit = float(hook.timeout or 0)
+        raise HookError(phase, hook.path, f"hook ran past specified timeout of {limit:.1f}s", index)
     if proc.returncode != 0:
         raise HookError(phase, hook.path, _exit_reason(proc.returncode, out, err), index)
 
@@ -150,7 +152,7 @@ def _read_back(fd: int) -> str:
     return os.read(fd, _OUTPUT_LIMIT).decode(errors="replace")
 
 
-def _wait(proc: Any, timeout: int | None) -> bool:
+def _wait(proc: Popen[bytes], timeout: int | None) -> bool:
     """Wait for the hook; True when it ran out of time and was killed (with its process group)."""
     import signal
     import subprocess

@@ -1,9 +1,9 @@
 """Logging in runc's formats.
 
 runc logs through logrus: with `--log-format json` every record is one JSON object per line with
-`level`, `msg` and `time` (RFC 3339) plus structured fields; with `text`, `time="…" level=… msg="…"`.
-containerd's shim decodes the whole log file as a JSON stream and reports the *last* `error` record,
-so the file must only ever contain whole JSON lines.
+`level`, `msg` and `time` (RFC 3339) plus structured fields; with `text`,
+`time="…" level=… msg="…"`. containerd's shim decodes the whole log file as a JSON stream and
+reports the *last* `error` record, so the file must only ever contain whole JSON lines.
 
 Where records go: to the `--log` file when one is given, else to stderr. A fatal error is logged
 *and* printed as one plain line on stderr when the log goes to a file (the caller shows stderr).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+
 # `typing` (and the `re` it imports on 3.11) costs milliseconds on the `state` hot path; the
 # annotations are never evaluated, so the names are only needed by type checkers.
 TYPE_CHECKING = False

@@ -265,7 +265,8 @@ _STATVFS_TO_MS = (
 
 #: Flags that a less privileged mount namespace inherits locked: a bind remount inside a user
 #: namespace must repeat them or the kernel answers EPERM.
-LOCKED_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME
+LOCKED_FLAGS = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME
+                | MS_RELATIME)
 
 
 def ms_flags_from_statvfs(f_flag: int) -> int:

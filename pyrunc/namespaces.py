@@ -156,11 +156,12 @@ _IFF_UP = 0x1
 
 
 def bring_up_loopback() -> None:
-    """A new network namespace has `lo` down; containers expect 127.0.0.1 to work (runc does this)."""
+    """A new network namespace has `lo` down; containers expect 127.0.0.1 to work (as in runc)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         ifreq = struct.pack("16sh14x", b"lo", 0)
         try:
             flags = struct.unpack("16sh14x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, ifreq))[1]
-            fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | _IFF_UP))
+            request = struct.pack("16sh14x", b"lo", flags | _IFF_UP)
+            fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, request)
         except OSError as exc:
             raise syscalls.KernelError(exc.errno or 0, "bring up loopback interface lo") from None

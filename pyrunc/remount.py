@@ -51,7 +51,7 @@ def current_flags(path: str) -> int:
     try:
         flags = ms_flags_from_statvfs(os.statvfs(path).f_flag)
     except OSError as exc:
-        raise describe_oserror(exc, f"statvfs {path}")
+        raise describe_oserror(exc, f"statvfs {path}") from None
     if not flags & ATIME_MODES:
         flags |= MS_STRICTATIME
     return flags

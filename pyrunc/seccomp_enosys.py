@@ -59,7 +59,7 @@ class _Asm:
     def assemble(self) -> list[Instruction]:
         out: list[Instruction] = []
         for pc, (code, jt, jf, k) in enumerate(self.code):
-            def rel(target: str | int) -> int:
+            def rel(target: str | int, pc: int = pc) -> int:
                 if isinstance(target, int):
                     return target
                 offset = self.labels[target] - pc - 1

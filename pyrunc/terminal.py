@@ -11,9 +11,9 @@ container at once:
 * foreground (`run`, `exec` without `-d`): over one end of a socketpair to pyrunc itself, which then
   copies bytes between the caller's terminal and the master (`TerminalProxy`).
 
-Once sent, no process of the runtime may keep a copy of the master: the caller detects the end of the
-container's output by the master hitting EIO, which only happens when every slave fd is closed, and
-conmon/go-runc assume they hold the only master reference.
+Once sent, no process of the runtime may keep a copy of the master: the caller detects the end of
+the container's output by the master hitting EIO, which only happens when every slave fd is closed,
+and conmon/go-runc assume they hold the only master reference.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def connect_console_socket(path: str) -> int:
     """
     step = f"connect to console socket {path}"
     if not path or path.startswith("\0"):
-        raise KernelError(errno.EINVAL, step + " (abstract socket addresses are not supported)", path)
+        raise KernelError(errno.EINVAL, step + " (abstract socket addresses are not supported)",
+                          path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         _connect_unix(sock, path)
@@ -97,9 +98,10 @@ def _connect_unix(sock: socket.socket, path: str) -> None:
 def send_console_master(sock_fd: int, master_fd: int, name: str) -> None:
     """Send the pty master to the caller, then close both the socket and the master.
 
-    The framing is what every caller checks: one `sendmsg` whose data is `name` (non-empty) and whose
-    ancillary data is one `SCM_RIGHTS` message holding exactly one fd. Both fds are closed even on
-    failure, because a master left open in the runtime would keep the caller from ever seeing EOF.
+    The framing is what every caller checks: one `sendmsg` whose data is `name` (non-empty) and
+    whose ancillary data is one `SCM_RIGHTS` message holding exactly one fd. Both fds are closed
+    even on failure, because a master left open in the runtime would keep the caller from ever
+    seeing EOF.
     No acknowledgement is awaited: the caller accepts only after create/exec has returned.
     """
     step = "send the console master over the console socket"
@@ -195,7 +197,7 @@ def preopen_ptmx() -> None:
 
 
 def create_container_pty(console_size: tuple[int, int] | None) -> tuple[int, int, str]:
-    """Allocate a pty from the devpts instance visible at /dev/ptmx; return (master, slave, slave path).
+    """Allocate a pty from the devpts at /dev/ptmx; return (master, slave, slave path).
 
     Must run after pivot_root so the pair comes from the container's devpts (`newinstance`). The
     master is opened O_NOCTTY so that the init does not acquire it as its controlling terminal.
@@ -213,7 +215,7 @@ def create_container_pty(console_size: tuple[int, int] | None) -> tuple[int, int
             raise describe_oserror(exc, "open /dev/ptmx") from None
     try:
         _ioctl(master, TIOCSPTLCK, struct.pack("i", 0), "unlock the pty slave")
-        number = struct.unpack("I", _ioctl(master, TIOCGPTN, bytes(4), "get the pty number"))[0]
+        number = struct.unpack("I", _ioctl_read(master, TIOCGPTN, 4, "get the pty number"))[0]
         slave_path = f"/dev/pts/{number}"
         slave = _open_slave(master, slave_path, flags)
         if console_size is not None:
@@ -256,7 +258,8 @@ def set_window_size(fd: int, rows: int, cols: int) -> None:
 
 def get_window_size(fd: int) -> tuple[int, int]:
     """TIOCGWINSZ: (rows, cols) of a terminal."""
-    rows, cols, _, _ = struct.unpack("HHHH", _ioctl(fd, TIOCGWINSZ, bytes(8), "get the terminal size"))
+    rows, cols, _, _ = struct.unpack("HHHH",
+                                     _ioctl_read(fd, TIOCGWINSZ, 8, "get the terminal size"))
     return rows, cols
 
 
@@ -271,8 +274,8 @@ def bind_console(slave_path: str, target: str = "/dev/console") -> None:
         if os.path.islink(target):
             os.unlink(target)
         if not os.path.lexists(target):
-            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
-                             0o600))
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+            os.close(os.open(target, flags, 0o600))
     except OSError as exc:
         raise describe_oserror(exc, f"create {target}") from None
     # Mount onto exactly the file checked here, through its fd: a swap of the path between the
@@ -420,7 +423,8 @@ class TerminalProxy:
         return self._master_open
 
     def pump(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds and copy what is ready; False once the master hit EOF/EIO."""
+        """Wait up to `timeout` seconds and copy what is ready; False once the master hit
+        EOF/EIO."""
         watch = self.fds_to_watch()
         if not watch:
             return False
@@ -462,7 +466,7 @@ class TerminalProxy:
         self._master_open = False
         _close_quietly(self.master_fd)
 
-    def __enter__(self) -> "TerminalProxy":
+    def __enter__(self) -> TerminalProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -513,7 +517,8 @@ class TerminalProxy:
             self._write_output(data)
 
     def _write_output(self, data: bytes) -> None:
-        """Write all of `data` to stdout; a closed stdout discards output but keeps the pty drained."""
+        """Write all of `data` to stdout; a closed stdout discards output but keeps the pty
+        drained."""
         if self.stdout_fd is None:
             return
         view = memoryview(data)
@@ -527,11 +532,19 @@ class TerminalProxy:
                 return
 
 
-# --- helpers ---------------------------------------------------------------------------------------
+# --- helpers --------------------------------------------------------------------------------------
 
 def _ioctl(fd: int, request: int, arg: bytes | int, step: str) -> bytes | int:
     try:
         return fcntl.ioctl(fd, request, arg)
+    except OSError as exc:
+        raise describe_oserror(exc, step) from None
+
+
+def _ioctl_read(fd: int, request: int, size: int, step: str) -> bytes:
+    """An ioctl that fills a buffer of `size` bytes; returns what the kernel wrote there."""
+    try:
+        return fcntl.ioctl(fd, request, bytes(size))
     except OSError as exc:
         raise describe_oserror(exc, step) from None
 

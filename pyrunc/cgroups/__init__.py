@@ -1,17 +1,19 @@
 """Control groups: one interface, with cgroupfs drivers for v1 (legacy and hybrid hosts) and v2.
 
-A container gets one cgroup *per hierarchy* the host has mounted. On a v1 host that is one directory
-in each controller hierarchy (cpu, memory, pids, freezer, ..., and the named `name=systemd` one); on a
-hybrid host also one in the cgroup2 mount at /sys/fs/cgroup/unified; on a v2 host a single directory.
+A container gets one cgroup *per hierarchy* the host has mounted. On a v1 host that is one
+directory in each controller hierarchy (cpu, memory, pids, freezer, ..., and the named
+`name=systemd` one); on a hybrid host also one in the cgroup2 mount at /sys/fs/cgroup/unified; on a
+v2 host a single directory.
 
-`cgroup_manager()` resolves `linux.cgroupsPath` for a new container; `paths()` is what the container
-state stores, and `load_manager()` rebuilds a manager from it for later commands. Both live here so
-that `state`, which only asks `is_frozen()`, imports nothing heavy: the drivers are imported on demand
-and use only `os` and `time`.
+`cgroup_manager()` resolves `linux.cgroupsPath` for a new container; `paths()` is what the
+container state stores, and `load_manager()` rebuilds a manager from it for later commands. Both
+live here so that `state`, which only asks `is_frozen()`, imports nothing heavy: the drivers are
+imported on demand and use only `os` and `time`.
 
 Path resolution follows runc's cgroupfs driver:
   * absolute cgroupsPath  -> that path under the root of every hierarchy;
-  * relative cgroupsPath  -> under the *calling process's own* cgroup in each hierarchy (/proc/self/cgroup);
+  * relative cgroupsPath  -> under the *calling process's own* cgroup in each hierarchy
+                             (/proc/self/cgroup);
   * no cgroupsPath        -> as a relative path named after the container id.
 The systemd form `slice:prefix:name` needs the systemd driver, which pyrunc does not have.
 """
@@ -26,10 +28,12 @@ if TYPE_CHECKING:
 
     from pyrunc.spec.resources import DeviceRule, Resources
 
-#: Where cgroup v2 exposes its root controller list when it is the only hierarchy (a "unified" host).
+#: Where cgroup v2 exposes its root controller list when it is the only hierarchy (a "unified"
+#: host).
 V2_ROOT = "/sys/fs/cgroup"
 
-#: Key of the cgroup2 hierarchy in `paths()` (the unified mount on hybrid hosts, the root on v2 hosts).
+#: Key of the cgroup2 hierarchy in `paths()` (the unified mount on hybrid hosts, the root on v2
+#: hosts).
 UNIFIED = "unified"
 
 #: Reserved key in `paths()`: the ancestor directories this manager created (newline separated), so
@@ -39,6 +43,14 @@ CREATED_KEY = "pyrunc:created"
 
 class CgroupError(RuntimeError):
     """A cgroup operation pyrunc cannot perform (unsupported layout or driver, freeze timeout)."""
+
+
+class CgroupJoiner(Protocol):
+    """All that starting a process needs of a cgroup: a `CgroupManager`, or a wrapper that lets
+    a rootless join fail (`pyrunc.container.execute`)."""
+
+    def add_process(self, pid: int) -> None:
+        """Move process `pid` into the cgroup."""
 
 
 class CgroupManager(Protocol):

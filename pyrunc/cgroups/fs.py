@@ -52,7 +52,8 @@ def own_cgroups(proc_file: str = "/proc/self/cgroup") -> dict[str, str]:
 
 
 class Mount:
-    """One cgroup filesystem mount: where it is, which part of the hierarchy it shows, what it has."""
+    """One cgroup filesystem mount: where it is, which part of the hierarchy it shows, and what it
+    has."""
 
     __slots__ = ("mountpoint", "root", "fstype", "names")
 
@@ -219,7 +220,7 @@ def signal_pids(pids: list[int], sig: int) -> None:
 
 
 def _rmdir_retrying(directory: str) -> None:
-    """rmdir a cgroup; EBUSY means tasks are still leaving it (exiting), so wait a little and retry."""
+    """rmdir a cgroup; EBUSY means tasks are still leaving it (exiting): wait a little, retry."""
     delay = _RMDIR_FIRST_DELAY
     for attempt in range(_RMDIR_ATTEMPTS):
         try:

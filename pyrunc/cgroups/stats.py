@@ -205,8 +205,9 @@ class _Stats:
         if self.cpu_psi is not None:
             cpu["psi"] = self.cpu_psi
 
-        cpuset = {"cpus": self.cpuset.get("cpus"), "cpu_exclusive": 0, "mems": self.cpuset.get("mems"),
-                  "mem_hardwall": 0, "mem_exclusive": 0, "memory_migrate": 0,
+        cpuset = {"cpus": self.cpuset.get("cpus"), "cpu_exclusive": 0,
+                  "mems": self.cpuset.get("mems"), "mem_hardwall": 0, "mem_exclusive": 0,
+                  "memory_migrate": 0,
                   "memory_spread_page": 0, "memory_spread_slab": 0, "memory_pressure": 0,
                   "sched_load_balance": 0, "sched_relax_domain_level": 0}
         cpuset.update({k: v for k, v in self.cpuset.items() if k not in ("cpus", "mems")})

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
+
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
 
 STORE_FLAG = Flag("store", "str", help="layer store directory (default: $PYRUNC_LAYER_STORE or "
                   "/var/lib/pyrunc/layers)")
@@ -57,7 +60,7 @@ def _containers_using(root: str, bundle: str) -> list[str]:
     return using
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc import log
 
     if not args or args[0] not in SUBCOMMANDS:

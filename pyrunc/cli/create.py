@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError, container_id_arg
 from pyrunc.container.state import ContainerError
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "[command options] <container-id>"
-DESCRIPTION = """   Build a container from a bundle (a directory with config.json and a root filesystem).
+DESCRIPTION = """\
+   Build a container from a bundle (a directory with config.json and a root filesystem).
    The container's first process is set up completely, then waits for `pyrunc start`;
    create returns once it waits, with the pid file written.
 """
@@ -56,7 +60,7 @@ def enter_bundle(bundle: str) -> None:
                           bundle) from None
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container import lifecycle
 
     if ctx.systemd_cgroup:

@@ -7,12 +7,16 @@ parses the flags and prints.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "[--format text|json]"
-DESCRIPTION = """   Probe this host for what containers need: the eight namespaces and user-namespace
+DESCRIPTION = """\
+   Probe this host for what containers need: the eight namespaces and user-namespace
    limits, the cgroup layout and controllers, overlayfs and idmapped mounts, openat2, pidfd,
    seccomp and libseccomp, security modules, the capability bounding set and hard rlimits,
    containerd's and podman's runtime configuration, and whether the state root (--root) is
@@ -25,7 +29,7 @@ FLAGS = [
 ]
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     if args:
         raise UsageError("doctor takes no arguments")
     if opts["format"] not in ("text", "json"):

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError, container_id_arg
 from pyrunc.container.state import ContainerError
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "[command options] <container-id>"
-DESCRIPTION = """   Print one JSON object per line: {"type":"stats","id":ID,"data":{...}} every --interval
+DESCRIPTION = """\
+   Print one JSON object per line: {"type":"stats","id":ID,"data":{...}} every --interval
    (cpu, memory, pids, blkio, hugetlb figures from the container's cgroup, in runc's shape),
    and {"type":"oom","id":ID} each time the kernel reports the container out of memory.
    The stream ends when the container stops. With --stats, print the statistics once and exit.
 """
 FLAGS = [
-    Flag("interval", "str", "5s", help="time between two stats events (Go duration: 5s, 100ms, 1m)"),
+    Flag("interval", "str", "5s",
+         help="time between two stats events (Go duration: 5s, 100ms, 1m)"),
     Flag("stats", help="print the container's statistics once, then exit"),
 ]
 
@@ -59,7 +64,7 @@ def _emit(event: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container import control
 
     container_id = container_id_arg(args, "events")

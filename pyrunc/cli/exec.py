@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
+
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+    from pyrunc.container.execute import ExecOptions
 
 USAGE = "[command options] <container-id> <command> [command options]  || " \
         "-p process.json <container-id>"
@@ -102,7 +106,7 @@ def _read_process_file(path: str) -> dict[str, Any]:
     return process
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container import execute
 
     if not args:
@@ -131,7 +135,8 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
     return _exec_in_foreground(ctx, container_id, options)
 
 
-def _exec_in_foreground(ctx: Any, container_id: str, options: Any) -> int:
+def _exec_in_foreground(ctx: Context, container_id: str,
+                        options: ExecOptions) -> int:
     """Like a foreground run: signals go to the process, a tty is proxied, its status is ours."""
     from pyrunc.cli.run import _forward_signals, _handle_signals, _wait_in_foreground
     from pyrunc.container import execute

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import UsageError
+
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
 
 USAGE = ""
 DESCRIPTION = """   Show the enabled features, as a runtime-spec features.md JSON document.
@@ -58,7 +61,7 @@ def _memory_policy() -> dict[str, list[str]]:
     return {"modes": sorted(MODES), "flags": sorted(FLAGS)}
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     if args:
         raise UsageError("features takes no arguments")
     sys.stdout.write(json.dumps(features(), indent=4) + "\n")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "[command options] <container-id> [signal]"
-DESCRIPTION = """   Send a signal to the container's first process. The signal is a number or a name,
+DESCRIPTION = """\
+   Send a signal to the container's first process. The signal is a number or a name,
    with or without SIG and in any case: 9, KILL, SIGKILL and sigkill are the same.
 """
 FLAGS = [Flag("all, a", help="signal every process in the container's cgroup")]
@@ -39,7 +43,7 @@ def parse_signal(text: str) -> int:
         raise ContainerError(f'unknown signal "{text}"') from None
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container import lifecycle
 
     # urfave/cli stops at the id for this command, but flags right after it are still accepted.

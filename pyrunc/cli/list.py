@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
+
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
 
 USAGE = "[command options]"
 DESCRIPTION = """   Show every container whose state is kept under --root.
@@ -39,7 +42,7 @@ def go_json(value: Any) -> str:
     return text
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.cli.main import default_root
     from pyrunc.container.state import ContainerNotFound, StateDir, list_ids, runc_state
 
@@ -68,5 +71,6 @@ def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
                  for e in entries]
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for row in rows:
-            sys.stdout.write("".join(c.ljust(w + 3) for c, w in zip(row, widths)) + row[5] + "\n")
+            padded = "".join(c.ljust(w + 3) for c, w in zip(row, widths, strict=False))
+            sys.stdout.write(padded + row[5] + "\n")
     return 0

@@ -274,7 +274,7 @@ def _run_command(module: object, name: str, ctx: Context, cmd_opts: dict[str, ob
         return error_status
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # every failure becomes one clear line, never a traceback
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one clear line
         from pyrunc.errors import describe
 
         if ctx.debug:

@@ -14,9 +14,12 @@ createRuntime hook (the container's netns is /proc/<pid>/ns/net), `down` the pos
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError
+
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
 
 USAGE = "[command options] up|down none|host|container:<id>|bridge[:NAME]"
 DESCRIPTION = """   Set up (up) or tear down (down) a container's network, as its createRuntime and
@@ -68,7 +71,7 @@ def _read_state() -> dict[str, Any]:
     return state
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.network.modes import Mode, check
 
     if len(args) != 2 or args[0] not in ("up", "down"):

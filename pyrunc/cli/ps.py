@@ -6,13 +6,17 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "[command options] <container-id> [ps options]"
-DESCRIPTION = """   With --format json, print the host pids of every process in the container's cgroup as
+DESCRIPTION = """\
+   With --format json, print the host pids of every process in the container's cgroup as
    a JSON list. Otherwise run ps(1) with the given options (default -ef) and keep its header
    and the rows whose PID column is one of the container's processes.
 """
@@ -57,7 +61,7 @@ def _ps_binary() -> str:
     raise ContainerError('exec: "ps": executable file not found in $PATH')
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container import control
 
     if not args:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import container_id_arg
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "<container-id>"
-DESCRIPTION = """   Thaw the cgroup of a container that `pause` froze. Only a paused container can be
+DESCRIPTION = """\
+   Thaw the cgroup of a container that `pause` froze. Only a paused container can be
    resumed.
 """
 FLAGS: list[Any] = []
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container import control
 
     control.resume(ctx.root, container_id_arg(args, "resume"))

@@ -14,15 +14,23 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.create import FLAGS as CREATE_FLAGS
 from pyrunc.cli.create import create_options, enter_bundle
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
+    from pyrunc.cli.main import Context
+    from pyrunc.terminal import TerminalProxy
+
 USAGE = "[command options] <container-id> | <bundle-dir>"
-DESCRIPTION = """   Create and start a container. In the foreground pyrunc passes signals on, waits for
+DESCRIPTION = """\
+   Create and start a container. In the foreground pyrunc passes signals on, waits for
    the container, deletes it and exits with its status. `pyrunc run DIR` runs the bundle in
    DIR with an id made from the directory's name.
 """
@@ -36,7 +44,7 @@ FLAGS = [f for f in CREATE_FLAGS if f.key != "detach"] + [
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL, signal.SIGSTOP}
 
 
-def _id_and_bundle(ctx: Any, opts: dict[str, Any], args: list[str]) -> str:
+def _id_and_bundle(ctx: Context, opts: dict[str, Any], args: list[str]) -> str:
     """Work out the container id; in the `run DIR` form also set opts['bundle']."""
     if len(args) != 1:
         raise UsageError('"run" requires exactly 1 argument(s)')
@@ -59,7 +67,7 @@ def unique_id(root: str, name: str) -> str:
     return candidate
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container import lifecycle
     from pyrunc.linux import syscalls
     from pyrunc.linux.consts import PR_SET_CHILD_SUBREAPER
@@ -130,10 +138,10 @@ def _quiet_delete(root: str, container_id: str) -> None:
         log.warning(f"delete container {container_id}: {exc}")
 
 
-def _forward_signals(pid: int, proxy: Any) -> None:
+def _forward_signals(pid: int, proxy: TerminalProxy | None) -> None:
     """Every signal pyrunc receives goes to the init; SIGWINCH resizes the terminal instead."""
 
-    def forward(signum: int, _frame: Any) -> None:
+    def forward(signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGWINCH:
             if proxy is not None:
                 proxy.resize()
@@ -146,7 +154,7 @@ def _forward_signals(pid: int, proxy: Any) -> None:
     _handle_signals(forward)
 
 
-def _handle_signals(handler: Any) -> None:
+def _handle_signals(handler: Callable[[int, FrameType | None], None]) -> None:
     """Install `handler` for every signal a foreground run passes on (and SIGWINCH)."""
     for sig in signal.valid_signals():
         if sig not in _NOT_FORWARDED or sig == signal.SIGWINCH:
@@ -156,7 +164,7 @@ def _handle_signals(handler: Any) -> None:
                 pass
 
 
-def _wait_in_foreground(pid: int, proxy: Any) -> int:
+def _wait_in_foreground(pid: int, proxy: TerminalProxy | None) -> int:
     """Pump the terminal and reap until the init exits; return the shell-style status."""
     import select
 

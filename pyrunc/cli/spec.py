@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "[command options]"
-DESCRIPTION = """   Write a starting config.json (a shell on a terminal, in new namespaces) into a bundle.
+DESCRIPTION = """\
+   Write a starting config.json (a shell on a terminal, in new namespaces) into a bundle.
    Edit it (process.args, mounts, namespaces ...) and put the container's root filesystem in
    the "rootfs" directory next to it; then `pyrunc run <bundle>`.
 """
@@ -26,7 +30,7 @@ FLAGS = [
 ]
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.spec.defaults import default_config
 
     if args:

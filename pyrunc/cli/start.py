@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import container_id_arg
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "<container-id>"
-DESCRIPTION = """   Let a created container's process run: it runs the startContainer hooks and executes
+DESCRIPTION = """\
+   Let a created container's process run: it runs the startContainer hooks and executes
    process.args. poststart hooks run before start returns.
 """
 FLAGS: list[Any] = []
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container import lifecycle
 
     lifecycle.start(ctx.root, container_id_arg(args, "start"))

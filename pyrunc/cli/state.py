@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import sys
+
+from pyrunc.cli.flags import container_id_arg
+
 # `typing` (and the `re` it imports on 3.11) costs milliseconds on the `state` hot path; the
 # annotations are never evaluated, so the names are only needed by type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from pyrunc.cli.flags import container_id_arg
+    from pyrunc.cli.main import Context
 
 USAGE = "<container-id>"
-DESCRIPTION = """   Print the container's state (runtime-spec state plus rootfs, created, owner) as JSON.
+DESCRIPTION = """\
+   Print the container's state (runtime-spec state plus rootfs, created, owner) as JSON.
    The status comes from the kernel: a container whose process died is "stopped".
 """
 FLAGS: list[Any] = []
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container.state import StateDir, runc_state, validate_id
 
     container_id = container_id_arg(args, "state")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import UsageError
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "summarize <trace-file> | show <trace-file>"
-DESCRIPTION = """   Read a trace written by `pyrunc --trace=FILE <command>`. `summarize` adds up the time
+DESCRIPTION = """\
+   Read a trace written by `pyrunc --trace=FILE <command>`. `summarize` adds up the time
    of the recorded steps by phase (cgroups, namespaces, mounts, hooks, process attributes,
    seccomp, execve) and by process; `show` prints the timeline as `--trace` does on a
    terminal.
@@ -16,7 +20,7 @@ DESCRIPTION = """   Read a trace written by `pyrunc --trace=FILE <command>`. `su
 FLAGS: list[Any] = []
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc import trace
 
     if len(args) != 2 or args[0] not in ("summarize", "show"):

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, container_id_arg
 from pyrunc.container.state import ContainerError
 
+if TYPE_CHECKING:
+    from pyrunc.cli.main import Context
+
 USAGE = "[command options] <container-id>"
-DESCRIPTION = """   Change the cgroup limits of a running, created or paused container and record them in
+DESCRIPTION = """\
+   Change the cgroup limits of a running, created or paused container and record them in
    its state. Either give a LinuxResources JSON object with --resources FILE (or - for stdin),
    the form containerd and podman send, or set single values with the flags below; with
    --resources the other flags are ignored. Only the values given change. Memory sizes take
@@ -159,7 +163,7 @@ def _check_intel_rdt(opts: dict[str, Any]) -> None:
     raise ContainerError("updating Intel RDT schemas is not implemented in pyrunc")
 
 
-def run(ctx: Any, opts: dict[str, Any], args: list[str]) -> int:
+def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     from pyrunc.container import update
 
     container_id = container_id_arg(args, "update")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.container.state import (
     ContainerError,
@@ -19,6 +19,9 @@ from pyrunc.container.state import (
     init_alive,
     validate_id,
 )
+
+if TYPE_CHECKING:
+    from pyrunc.cgroups import CgroupJoiner
 
 
 class ExecOptions:
@@ -102,7 +105,7 @@ def exec_in_container(root: str, container_id: str, opts: ExecOptions) -> int:
         spec.container_state = {k: v for k, v in runc_state(state_dir, state).items()
                                 if k in ("ociVersion", "id", "status", "pid", "bundle",
                                          "annotations")}
-        cgroups = load_manager(state.cgroup_paths)
+        cgroups: CgroupJoiner = load_manager(state.cgroup_paths)
         if opts.rootless:
             cgroups = _TolerantCgroups(cgroups)
         try:
@@ -128,7 +131,7 @@ def exec_in_container(root: str, container_id: str, opts: ExecOptions) -> int:
 class _TolerantCgroups:
     """--rootless: joining the container's cgroup may be refused; run without it, as runc."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: CgroupJoiner) -> None:
         self.inner = inner
 
     def add_process(self, pid: int) -> None:

@@ -28,6 +28,7 @@ from pyrunc.container.state import (
 )
 
 if TYPE_CHECKING:
+    from pyrunc.cgroups import CgroupManager
     from pyrunc.spec.model import Config, IDMapping
 
 
@@ -204,7 +205,7 @@ def _move_net_devices_in(state_dir: StateDir, state: ContainerState, net_devices
     move_in(net_devices, pid, os.path.join(state_dir.path, PIN_NAME), record)
 
 
-def _apply_device_rules(cgroups: Any, config: Any, rootless: bool) -> None:
+def _apply_device_rules(cgroups: CgroupManager, config: Config, rootless: bool) -> None:
     """The device cgroup, always (runc's default list applies even without linux.resources).
 
     Skipped inside a user namespace, where the host's rules govern devices (as runc does);
@@ -225,7 +226,7 @@ def _apply_device_rules(cgroups: Any, config: Any, rootless: bool) -> None:
         log.warning(f"rootless: device rules not applied: {exc}")
 
 
-def _refuse_occupied_cgroup(cgroups: Any) -> None:
+def _refuse_occupied_cgroup(cgroups: CgroupManager) -> None:
     """A cgroup that already holds processes belongs to someone else (another container, a
     service): joining it would mix them up, and deleting this container would kill them."""
     pids = cgroups.pids()

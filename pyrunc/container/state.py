@@ -4,7 +4,8 @@
     <root>/<id>/exec.fifo    exists from create until start: the init blocks opening it for writing
 
 Writes are atomic (temp file + rename), so a reader never sees half a file. Commands that change a
-container take an exclusive `flock` on its directory, so concurrent commands on one id are serialized.
+container take an exclusive `flock` on its directory, so concurrent commands on one id are
+serialized.
 
 Status is never taken from the file alone: it is derived from the kernel every time
 (`derive_status`), because the caller — not pyrunc — reaps the container's init, and a process

@@ -144,7 +144,7 @@ def mount(bundle: str) -> bool:
     store = LayerStore(str(record["store"]))
     layers = [str(d) for d in record["layers"]]  # type: ignore[attr-defined]
     dirs = [store.layer_dir(d) for d in layers]
-    missing = [d for d, path in zip(layers, dirs) if not os.path.isdir(path)]
+    missing = [d for d, path in zip(layers, dirs, strict=True) if not os.path.isdir(path)]
     if missing:
         raise ImageError(f"{bundle}: layers missing from {store.root}: {', '.join(missing)}; "
                          "create the bundle again")

@@ -115,7 +115,7 @@ def _read_json_blob(layout: str, descriptor: dict[str, Any], where: str) -> dict
 def _platform_matches(descriptor: dict[str, Any]) -> bool:
     wanted = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     plat = descriptor.get("platform") or {}
-    return plat.get("os", "linux") == "linux" and plat.get("architecture", wanted) == wanted
+    return bool(plat.get("os", "linux") == "linux" and plat.get("architecture", wanted) == wanted)
 
 
 def _pick(index: dict[str, Any], tag: str | None, digest: str | None, where: str
@@ -156,7 +156,7 @@ def resolve(ref: str) -> Image:
         raise ImageError(f"{index_path}: invalid JSON: {exc}") from None
     where = index_path
     descriptor = _pick(index, tag, digest, where)
-    for depth in range(4):  # an index may point to an index (multi-platform images)
+    for _ in range(4):  # an index may point to an index (multi-platform images)
         media = descriptor.get("mediaType", "")
         doc = _read_json_blob(layout, descriptor, f"{where}/manifests")
         media = media or doc.get("mediaType", "")
@@ -184,7 +184,7 @@ def _image_from_manifest(layout: str, manifest_digest: str, manifest: dict[str, 
         raise ImageError(f"config {config_desc['digest']}/rootfs/diff_ids: {len(diff_ids)} "
                          f"entries for {len(layers_desc)} layers")
     layers = []
-    for i, (desc, diff_id) in enumerate(zip(layers_desc, diff_ids)):
+    for i, (desc, diff_id) in enumerate(zip(layers_desc, diff_ids, strict=True)):
         digest = desc.get("digest")
         if not isinstance(digest, str):
             raise ImageError(f"{where}/layers/{i}/digest: missing")

@@ -29,12 +29,12 @@ class OverlayUnusable(ImageError):
 def overlay_options(lowers_top_first: list[str], upper: str, work: str) -> str:
     for path in (*lowers_top_first, upper, work):
         if any(c in path for c in ",:\\"):
-            raise OverlayUnusable(f"overlay: path {path!r} contains ',', ':' or '\\', which overlay "
-                             "options cannot carry: use another store or bundle path")
+            raise OverlayUnusable(f"overlay: path {path!r} contains ',', ':' or '\\', which "
+                                  "overlay options cannot carry: use another store or bundle path")
     options = f"lowerdir={':'.join(lowers_top_first)},upperdir={upper},workdir={work}"
     if len(options) > _MAX_OPTIONS:
-        raise OverlayUnusable(f"overlay: {len(lowers_top_first)} layers make {len(options)} bytes of "
-                         "mount options (at most 4095): use a shorter --store path")
+        raise OverlayUnusable(f"overlay: {len(lowers_top_first)} layers make {len(options)} "
+                              "bytes of mount options (at most 4095): use a shorter --store path")
     return options
 
 

@@ -63,7 +63,7 @@ class LayerStore:
 
     def layer_digests(self) -> list[str]:
         """Every layer present, as digests."""
-        found = []
+        found: list[str] = []
         for alg in ("sha256", "sha512"):
             try:
                 names = os.listdir(os.path.join(self.root, alg))

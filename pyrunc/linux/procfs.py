@@ -66,7 +66,7 @@ def fs_type(fd: int) -> int:
 
 
 def open_verified_procfs(path: str = "/proc") -> int:
-    """`path` opened as a directory that must be a procfs root: never a symlink, never a lookalike."""
+    """`path` opened as a directory that must be a procfs root: no symlink, and no lookalike."""
     try:
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:

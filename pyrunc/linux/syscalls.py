@@ -15,7 +15,6 @@ import os
 import struct
 
 from pyrunc import trace
-
 from pyrunc.linux.consts import (
     AT_RECURSIVE,
     KEYCTL_JOIN_SESSION_KEYRING,
@@ -28,11 +27,11 @@ _libc.syscall.restype = ctypes.c_long
 # System call numbers that glibc 2.36 has no wrapper for, per architecture.
 _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "setns": 308, "unshare": 272,
-               "keyctl": 250, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436,
-               "seccomp": 317, "set_mempolicy": 238},
+               "keyctl": 250, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437,
+               "close_range": 436, "seccomp": 317, "set_mempolicy": 238},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "setns": 268, "unshare": 97,
-                "keyctl": 219, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437, "close_range": 436,
-                "seccomp": 277, "set_mempolicy": 237},
+                "keyctl": 219, "mount_setattr": 442, "pidfd_open": 434, "openat2": 437,
+                "close_range": 436, "seccomp": 277, "set_mempolicy": 237},
 }
 _MACHINE = os.uname().machine
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import os
 import resource
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
 
 from pyrunc import trace
 from pyrunc.linux import syscalls
-from pyrunc.process import sync
 from pyrunc.linux.consts import PR_SET_KEEPCAPS
+from pyrunc.process import sync
 from pyrunc.spec.model import Config, Process
+
+if TYPE_CHECKING:
+    from pyrunc.seccomp import Filter
 
 
 class _NoImportsInTheContainer:
@@ -52,7 +55,7 @@ def _rlimit_value(value: int) -> int:
     return resource.RLIM_INFINITY if value >= 2**63 else value
 
 
-def build_seccomp_filter(config: Config) -> Any:
+def build_seccomp_filter(config: Config) -> Filter | None:
     """Build (not load) linux.seccomp with libseccomp, so a bad profile fails create."""
     profile = config.raw.get("linux", {}).get("seccomp")
     if not profile:
@@ -266,7 +269,7 @@ def reset_signals_for_exec() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def execve(executable: str, args: list[str], env: dict[str, str]) -> None:
+def execve(executable: str, args: list[str], env: dict[str, str]) -> NoReturn:
     """The last step: the program replaces this process (traced before it, there is no after)."""
     if trace.on:
         trace.emit("execve", path=executable, args=args)

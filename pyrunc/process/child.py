@@ -146,7 +146,6 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
 
         step = steps.enter("prepare rootfs")
         from pyrunc import rootfs
-
         from pyrunc.process import mountsource
 
         rootfs.prepare_rootfs(config, request_source=lambda src: mountsource.request(chan, src))

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG
 from pyrunc.process import attrs, sync
 from pyrunc.spec.model import Config, Process
+
+if TYPE_CHECKING:
+    from pyrunc.cgroups import CgroupJoiner
 
 
 class ExecSpec:
@@ -77,10 +80,11 @@ def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
             keep.add(spec.console_fd)
         from pyrunc import log
 
-        if log.log_fd() is not None:
-            keep.add(log.log_fd())  # type: ignore[arg-type]
-        if trace.trace_fd() is not None:
-            keep.add(trace.trace_fd())  # type: ignore[arg-type]
+        log_fd, trace_fd = log.log_fd(), trace.trace_fd()
+        if log_fd is not None:
+            keep.add(log_fd)
+        if trace_fd is not None:
+            keep.add(trace_fd)
         attrs.close_fds_except(keep)
         attrs.default_signal_handlers()
         syscalls.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, step="set parent-death signal")
@@ -187,7 +191,7 @@ def preload_modules(config: Config, process: Process) -> None:
         from pyrunc import terminal  # noqa: F401
 
 
-def launch(spec: ExecSpec, cgroups: Any) -> int:
+def launch(spec: ExecSpec, cgroups: CgroupJoiner) -> int:
     """Fork the joiner, put it in the container's cgroup, return the process's host pid once it
     is about to execve. The caller owns nothing afterwards: the process is the caller's child
     (we are a subreaper) or, once we exit, the child of the caller's subreaper."""

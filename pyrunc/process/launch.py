@@ -16,12 +16,15 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import PR_SET_CHILD_SUBREAPER
 from pyrunc.process import sync
 from pyrunc.process.launchspec import LaunchSpec
+
+if TYPE_CHECKING:
+    from pyrunc.cgroups import CgroupJoiner
 
 
 class LaunchError(Exception):
@@ -31,7 +34,7 @@ class LaunchError(Exception):
 class Launch:
     """One container creation in progress, owning the processes it forked until it succeeds."""
 
-    def __init__(self, spec: LaunchSpec, cgroups: Any) -> None:
+    def __init__(self, spec: LaunchSpec, cgroups: CgroupJoiner) -> None:
         self.spec = spec
         self.cgroups = cgroups
         self.intermediate_pid = 0
@@ -46,7 +49,6 @@ class Launch:
         createContainer hooks receive.
         """
         from pyrunc import namespaces
-
         from pyrunc.process.child import preload_modules, run_intermediate
 
         preload_modules(self.spec.config)

@@ -16,7 +16,8 @@ class LaunchSpec:
         self.container_id = container_id
         self.config = config
         self.bundle = bundle
-        self.fifo_fd = fifo_fd                # O_PATH fd of <root>/<id>/exec.fifo, reopened by the init
+        self.fifo_fd = fifo_fd                # O_PATH fd of <root>/<id>/exec.fifo (the init
+                                              # reopens it)
         self.console_fd = console_fd          # connected console socket (process.terminal)
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring

@@ -9,8 +9,8 @@ Called by the container's init in three steps, around the createRuntime hooks:
    that had to wait until everything was created, root propagation.
 
 Every destination is resolved with `secure_join`, so a symlink in the image can never make a mount
-land outside the rootfs; mounts are then made through a /proc/self/fd path of the opened destination,
-so the checked path and the mounted path are the same object.
+land outside the rootfs; mounts are then made through a /proc/self/fd path of the opened
+destination, so the checked path and the mounted path are the same object.
 
 Nothing here runs unless the container has a mount namespace of its own: in the host's namespace
 these steps would change the host.

@@ -1,5 +1,5 @@
-"""The cgroup filesystems inside the container: cgroup2, or on v1 hosts a tmpfs of the v1 hierarchies
-(each the container's own cgroup), as the host mounts them.
+"""The cgroup filesystems inside the container: cgroup2, or on v1 hosts a tmpfs of the v1
+hierarchies (each the container's own cgroup), as the host mounts them.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def mount_cgroup2(config: Config, m: Mount, opts: MountOptions, dest: str) -> No
         source = _own_cgroup_source(host, own)
         bind = parse_mount_options((*m.options, "rbind"))
         from pyrunc.rootfs.prepare import mount_bind  # a cycle: prepare mounts cgroups
-        
+
         mount_bind(Mount(m.destination, "bind", source, m.options), bind, dest, source=source)
         return
     _apply_propagation_and_attrs(dest, opts, what)
@@ -146,10 +146,11 @@ def _link_comounted(dest: str, name: str) -> None:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise describe_oserror(exc, f"create cgroup symlink {part} -> {name}")
+            raise describe_oserror(exc, f"create cgroup symlink {part} -> {name}") from None
 
 
-def _mount_unified_in_hybrid_layout(m: Mount, opts: MountOptions, dest: str, cgroupns: bool) -> None:
+def _mount_unified_in_hybrid_layout(m: Mount, opts: MountOptions, dest: str,
+                                    cgroupns: bool) -> None:
     """On a hybrid host, also the cgroup2 hierarchy (usually at <dest>/unified)."""
     host = next((mi for mi in read_mountinfo() if mi.fstype == "cgroup2"), None)
     if host is None:

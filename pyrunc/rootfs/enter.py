@@ -1,4 +1,5 @@
-"""Step 2, `enter_rootfs`: make the rootfs the root (pivot_root, or MS_MOVE + chroot with --no-pivot).
+"""Step 2, `enter_rootfs`: make the rootfs the root (pivot_root, or MS_MOVE + chroot with
+--no-pivot).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def enter_rootfs(config: Config, *, no_pivot: bool) -> None:
             os.makedirs(config.process.cwd, 0o755, exist_ok=True)
         except OSError as exc:
             raise describe_oserror(exc, "create mount point for the process's cwd "
-                                        f"{config.process.cwd}")
+                                        f"{config.process.cwd}") from None
 
 
 def _chroot_into(rootfs: str) -> None:
@@ -98,13 +99,13 @@ def move_root(rootfs: str) -> None:
     try:
         os.chdir(rootfs)
     except OSError as exc:
-        raise describe_oserror(exc, f"change directory to the rootfs {rootfs}")
+        raise describe_oserror(exc, f"change directory to the rootfs {rootfs}") from None
     mount(rootfs, "/", None, MS_MOVE, step=f"move the rootfs {rootfs} onto /")
     try:
         os.chroot(".")
         os.chdir("/")
     except OSError as exc:
-        raise describe_oserror(exc, f"chroot into the rootfs {rootfs}")
+        raise describe_oserror(exc, f"chroot into the rootfs {rootfs}") from None
 
 
 def _detach_host_proc_and_sys(rootfs: str) -> None:

@@ -98,7 +98,7 @@ def write_sysctls(sysctl: dict[str, str], procfs_fd: int | None = None) -> None:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise describe_oserror(exc, f"write sysctl {key}={value}")
+            raise describe_oserror(exc, f"write sysctl {key}={value}") from None
 
 
 def make_path_readonly(path: str) -> None:
@@ -112,7 +112,7 @@ def make_path_readonly(path: str) -> None:
     try:
         current = ms_flags_from_statvfs(os.statvfs(path).f_flag)
     except OSError as exc:
-        raise describe_oserror(exc, f"statvfs {path}")
+        raise describe_oserror(exc, f"statvfs {path}") from None
     keep = current & (MS_NOSUID | MS_NODEV | MS_NOEXEC)
     mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | keep,
           step=f"remount {path} read-only (readonlyPaths)")
@@ -139,7 +139,7 @@ def verified_dev_null() -> int:
     try:
         fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        raise describe_oserror(exc, "open /dev/null to mask paths")
+        raise describe_oserror(exc, "open /dev/null to mask paths") from None
     st = os.fstat(fd)
     if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
         os.close(fd)
@@ -188,5 +188,5 @@ def make_root_readonly() -> None:
     try:
         current = ms_flags_from_statvfs(os.statvfs("/").f_flag)
     except OSError as exc:
-        raise describe_oserror(exc, "statvfs /")
+        raise describe_oserror(exc, "statvfs /") from None
     _remount_readonly_in_place("/", current | MS_RDONLY, "remount / read-only (root.readonly)")

@@ -1,5 +1,5 @@
-"""The small mount steps every kind of mount shares: mounting onto an opened destination, propagation,
-remounts, creating mount points.
+"""The small mount steps every kind of mount shares: mounting onto an opened destination,
+propagation, remounts, creating mount points.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _opened(path: str, step: str) -> Iterator[str]:
     try:
         fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        raise describe_oserror(exc, step)
+        raise describe_oserror(exc, step) from None
     try:
         proc_path = f"/proc/self/fd/{fd}"
         try:
@@ -115,7 +115,7 @@ def _mkdir(path: str, what: str) -> None:
     try:
         paths.mkdir_all(path)
     except OSError as exc:
-        raise describe_oserror(exc, f"create mount point for {what}")
+        raise describe_oserror(exc, f"create mount point for {what}") from None
 
 
 def _touch(path: str, what: str) -> None:
@@ -123,7 +123,7 @@ def _touch(path: str, what: str) -> None:
     try:
         paths.create_file(path)
     except OSError as exc:
-        raise describe_oserror(exc, f"create mount point for {what}")
+        raise describe_oserror(exc, f"create mount point for {what}") from None
 
 
 def _require_directory_or_absent(rootfs: str, m: Mount) -> None:
@@ -138,7 +138,7 @@ def _require_directory_or_absent(rootfs: str, m: Mount) -> None:
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise describe_oserror(exc, f"mount {m.type} on {m.destination}")
+        raise describe_oserror(exc, f"mount {m.type} on {m.destination}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise KernelError(errno.ENOTDIR, f"mount {m.type} on {m.destination}: "
                           f"filesystem \"{m.type}\" must be mounted on ordinary directory", lexical)

@@ -67,7 +67,8 @@ def read_mountinfo() -> list[MountInfo]:
 
 
 def _mount_containing(path: str, mounts: list[MountInfo]) -> MountInfo | None:
-    """The mount that `path` lives on: the last-mounted one with the longest matching mount point."""
+    """The mount that `path` lives on: the last one mounted with the longest matching mount
+    point."""
     best: MountInfo | None = None
     for mi in mounts:
         if _is_within(path, mi.mount_point) and (

@@ -1,5 +1,5 @@
-"""Step 1, `prepare_rootfs`: still seeing the host's tree, make every config.json mount inside the rootfs
-and populate /dev.
+"""Step 1, `prepare_rootfs`: still seeing the host's tree, make every config.json mount inside the
+rootfs and populate /dev.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def _root_propagation(config: Config) -> int:
 
 
 def stop_propagation_to_host(config: Config) -> None:
-    """Make "/" recursively slave (or linux.rootfsPropagation): our mounts must not reach the host."""
+    """Make "/" recursively slave (or linux.rootfsPropagation): our mounts must not reach the
+    host."""
     mount(None, "/", None, _root_propagation(config),
           step="set propagation of / in the container's mount namespace")
 
@@ -112,7 +113,8 @@ def make_rootfs_parent_private(rootfs: str, propagation: str | None = None) -> N
 
 def bind_rootfs_onto_itself(rootfs: str) -> None:
     """Make the rootfs a mount point of its own (pivot_root and MS_MOVE need one)."""
-    mount(rootfs, rootfs, None, MS_BIND | MS_REC, step=f"bind-mount the rootfs {rootfs} onto itself")
+    mount(rootfs, rootfs, None, MS_BIND | MS_REC,
+          step=f"bind-mount the rootfs {rootfs} onto itself")
 
 
 def needs_dev_setup(config: Config) -> bool:
@@ -206,7 +208,7 @@ def mount_filesystem(config: Config, m: Mount, opts: MountOptions, dest: str) ->
         data = f"mode={mode:04o}" + ("," + data if data else "")
     from pyrunc import lsm
 
-    data = lsm.with_mount_label(m.type, data, config.raw.get("linux", {}).get("mountLabel"))
+    data = lsm.with_mount_label(m.type, data, config.raw.get("linux", {}).get("mountLabel")) or ""
     _mkdir(dest, what)
     if m.type == "tmpfs" and opts.copy_up:
         _mount_tmpfs_copy_up(m, flags, data, dest)

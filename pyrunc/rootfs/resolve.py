@@ -1,4 +1,5 @@
-"""Resolving a destination inside the rootfs (`secure_join`): symlinks followed, but never out of it.
+"""Resolving a destination inside the rootfs (`secure_join`): symlinks are followed, never out
+of it.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ def read_config(bundle: str) -> dict[str, Any]:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise BundleError(f"bundle {bundle}: config.json: ENOENT (no such file or directory)") from None
+        raise BundleError(
+            f"bundle {bundle}: config.json: ENOENT (no such file or directory)") from None
     except OSError as exc:
         raise BundleError(f"read {path}: {exc.strerror}") from None
     try:

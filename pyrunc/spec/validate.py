@@ -38,7 +38,8 @@ class ConfigValidationError(ValueError):
     runtime-spec section that defines the field.
     """
 
-    def __init__(self, pointer: str, detail: str, expected: str = "", section: str = _DEFAULT_SECTION) -> None:
+    def __init__(self, pointer: str, detail: str, expected: str = "",
+                 section: str = _DEFAULT_SECTION) -> None:
         super().__init__(pointer, detail, expected, section)
         self.pointer = pointer
         self.detail = detail
@@ -135,14 +136,15 @@ def bundle_schema(root_name: str, schema_dir: Path | str = SCHEMA_DIR) -> dict[s
     def rewrite(node: Any, current: str) -> Any:
         if isinstance(node, dict):
             return {
-                key: fix_ref(value, current) if key == "$ref" and isinstance(value, str) else rewrite(value, current)
+                key: (fix_ref(value, current) if key == "$ref" and isinstance(value, str)
+                      else rewrite(value, current))
                 for key, value in node.items()
             }
         if isinstance(node, list):
             return [rewrite(item, current) for item in node]
         return node
 
-    root = rewrite(load(root_name), root_name)
+    root: dict[str, Any] = rewrite(load(root_name), root_name)
     if embedded:
         root.setdefault("definitions", {}).update(embedded)
     return root
@@ -215,7 +217,8 @@ def _enclosing_anyof(error: Any) -> Any:
 
 
 def _anyof_required_alternatives(anyof: Any) -> list[str]:
-    """Property names when *anyof* is an ``anyOf`` of plain ``required`` branches ("at least one of")."""
+    """Property names when *anyof* is an ``anyOf`` of plain ``required`` branches ("at least one
+    of")."""
     if anyof is None:
         return []
     branches = anyof.validator_value
@@ -284,7 +287,8 @@ def _describe(sub: Any, schema: dict[str, Any]) -> str:
         items = node.get("items")
         if isinstance(items, dict):
             inner = _describe(items, schema)
-            plural = {"string": "strings", "object": "objects", "integer": "integers", "boolean": "booleans"}
+            plural = {"string": "strings", "object": "objects", "integer": "integers",
+                      "boolean": "booleans"}
             return f"array of {plural.get(inner, inner)}"
         return "array"
     if kind == "object":
@@ -306,7 +310,8 @@ def _json_type(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    for kind, name in ((int, "integer"), (float, "number"), (str, "string"), (list, "array"), (dict, "object")):
+    for kind, name in ((int, "integer"), (float, "number"), (str, "string"), (list, "array"),
+                       (dict, "object")):
         if isinstance(value, kind):
             return name
     return type(value).__name__

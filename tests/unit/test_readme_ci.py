@@ -47,6 +47,14 @@ def test_readme_test_command_runs_pytest_from_the_venv() -> None:
     assert command.endswith(".venv/bin/python -m pytest -q tests")
 
 
+def test_readme_test_command_lints_and_type_checks_before_the_tests() -> None:
+    command = setup_commands()[1]
+    steps = [step.strip() for step in command.split("&&")]
+    lint = steps.index(".venv/bin/ruff check pyrunc")
+    types = steps.index(".venv/bin/mypy --strict pyrunc")
+    assert lint < types < steps.index(".venv/bin/python -m pytest -q tests")
+
+
 def _ci_run_with_command(tmp_path: Path, replacement: str) -> subprocess.CompletedProcess[str]:
     """Run a copy of .ci/run whose test command is ``replacement`` (so nothing is installed)."""
     script = CI_RUN.read_text()
