@@ -58,9 +58,10 @@ def finish_rootfs(config: Config, procfs_fd: int | None = None) -> None:
         # Through the fd's magic link when this is our procfs, so the mount source is exactly
         # the checked file; otherwise (no /proc in the container) the path just checked.
         via_fd = _is_procfs("/proc/self/fd")
+        empty_dir = None
         try:
             for path in config.linux.masked_paths:
-                mask_path(path, null_fd if via_fd else None)
+                empty_dir = mask_path(path, null_fd if via_fd else None, empty_dir)
         finally:
             os.close(null_fd)
     remount_delayed_readonly(config)
@@ -148,17 +149,35 @@ def verified_dev_null() -> int:
     return fd
 
 
-def mask_path(path: str, null_fd: int | None = None) -> None:
-    """Hide `path`: /dev/null over a file, an empty read-only tmpfs over a directory."""
-    source = "/dev/null" if null_fd is None else f"/proc/self/fd/{null_fd}"
+def mask_path(path: str, null_fd: int | None = None, empty_dir: str | None = None) -> str | None:
+    """Hide `path`: /dev/null over a file, an empty read-only tmpfs over a directory.
+
+    Every masked directory of one container shares one such tmpfs: the first one is mounted,
+    the others are bind mounts of it (a Kubernetes pod masks a dozen directories, and a tmpfs
+    each costs a superblock per directory per container). Returns the directory whose tmpfs the
+    next ones can bind, or None when `path` was not a directory.
+    """
     try:
-        mount(source, path, None, MS_BIND, step=f"mask {path} with /dev/null")
-    except KernelError as exc:
-        if exc.errno == errno.ENOENT:
-            return
-        if exc.errno != errno.ENOTDIR:
-            raise
-        mount("tmpfs", path, "tmpfs", MS_RDONLY, None, step=f"mask {path} with a read-only tmpfs")
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return empty_dir
+    except OSError as exc:
+        raise describe_oserror(exc, f"mask {path}") from None
+    if not is_dir:
+        source = "/dev/null" if null_fd is None else f"/proc/self/fd/{null_fd}"
+        try:
+            mount(source, path, None, MS_BIND, step=f"mask {path} with /dev/null")
+        except KernelError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        return empty_dir
+    if empty_dir is not None:
+        # The tmpfs was mounted read-only: its superblock is, and so is every bind of it.
+        mount(empty_dir, path, None, MS_BIND, step=f"mask {path} with the read-only tmpfs")
+        return empty_dir
+    mount("tmpfs", path, "tmpfs", MS_RDONLY, None,
+          step=f"mask {path} with a read-only tmpfs")
+    return path
 
 
 def remount_delayed_readonly(config: Config) -> None:

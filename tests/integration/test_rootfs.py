@@ -415,3 +415,19 @@ def test_proc_destination_other_than_allowed_files_is_refused(runtime, bundle, t
     result = runtime("create", "-b", str(bundle("true", edit=edit)), "px", check=False)
     assert result.returncode == 1 and "/proc" in result.stderr
     assert not (runtime.root / "px").exists()
+
+
+def test_all_masked_directories_share_one_read_only_empty_tmpfs(runtime, bundle):
+    """One tmpfs per container for every masked directory (binds of the first), each empty and
+    read-only; masked files are still the null device."""
+    def edit(config: dict) -> None:
+        config["linux"]["maskedPaths"] = ["/proc/acpi", "/sys/firmware", "/proc/scsi-missing",
+                                          "/proc/keys"]
+    out = runtime("run", "-b", str(bundle("sh", "-c",
+        "stat -c '%d %a' /proc/acpi /sys/firmware; cat /proc/acpi/* /sys/firmware/* 2>/dev/null | wc -c; "
+        "touch /sys/firmware/x 2>/dev/null && echo writable || echo read-only; "
+        "stat -c '%t:%T' /proc/keys", edit=edit)), "masks").stdout.split("\n")
+    acpi, firmware = out[0].split(), out[1].split()
+    assert acpi[0] == firmware[0], out      # one superblock
+    assert out[2].strip() == "0" and out[3] == "read-only", out
+    assert out[4] == "1:3", out
