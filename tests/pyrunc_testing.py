@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO / "hack"))
 
 from make_bundle import make_bundle  # noqa: E402,F401 - re-exported for the tests
 
+
 def is_root() -> bool:
     return os.geteuid() == 0
 
@@ -96,3 +97,23 @@ def status_fields(text: str) -> dict[str, str]:
         if sep:
             fields[key] = value.strip()
     return fields
+
+
+def v1_cgroup_file(controller: str, cgroup_path: str, name: str) -> Path:
+    """A file of a container's cgroup in one v1 hierarchy of this host."""
+    return Path("/sys/fs/cgroup") / controller / cgroup_path.lstrip("/") / name
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of `pid` in clock ticks (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is neither a zombie nor dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

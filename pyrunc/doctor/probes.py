@@ -13,31 +13,24 @@ import tempfile
 
 from pyrunc.doctor import Finding, finding
 from pyrunc.doctor.child import in_child
-from pyrunc.linux import syscalls
+from pyrunc.linux import consts, syscalls
 from pyrunc.linux.consts import (
-    CLONE_NEWCGROUP,
-    CLONE_NEWIPC,
-    CLONE_NEWNET,
     CLONE_NEWNS,
     CLONE_NEWPID,
-    CLONE_NEWTIME,
     CLONE_NEWUSER,
-    CLONE_NEWUTS,
     MS_PRIVATE,
     MS_REC,
     PR_SET_NO_NEW_PRIVS,
 )
+from pyrunc.namespaces import CLONE_FLAGS, PROC_NS_NAMES
 
-#: OCI namespace type -> (clone flag name, flag, /proc/sys/user/max_<name>_namespaces name).
+_FLAG_NAMES = {getattr(consts, name): name for name in dir(consts) if name.startswith("CLONE_NEW")}
+
+#: OCI namespace type -> (clone flag name, flag, /proc/sys/user/max_<name>_namespaces name),
+#: in the order doctor reports them; the flags and /proc names are pyrunc.namespaces' own.
 NAMESPACES = {
-    "user": ("CLONE_NEWUSER", CLONE_NEWUSER, "user"),
-    "mount": ("CLONE_NEWNS", CLONE_NEWNS, "mnt"),
-    "pid": ("CLONE_NEWPID", CLONE_NEWPID, "pid"),
-    "network": ("CLONE_NEWNET", CLONE_NEWNET, "net"),
-    "ipc": ("CLONE_NEWIPC", CLONE_NEWIPC, "ipc"),
-    "uts": ("CLONE_NEWUTS", CLONE_NEWUTS, "uts"),
-    "cgroup": ("CLONE_NEWCGROUP", CLONE_NEWCGROUP, "cgroup"),
-    "time": ("CLONE_NEWTIME", CLONE_NEWTIME, "time"),
+    kind: (_FLAG_NAMES[CLONE_FLAGS[kind]], CLONE_FLAGS[kind], PROC_NS_NAMES[kind])
+    for kind in ("user", "mount", "pid", "network", "ipc", "uts", "cgroup", "time")
 }
 
 #: What each namespace isolates (the concept the finding maps to).

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import resource
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from pyrunc import trace
 from pyrunc.linux import syscalls
-from pyrunc.linux.consts import PR_SET_KEEPCAPS
+from pyrunc.linux.consts import PR_SET_DUMPABLE, PR_SET_KEEPCAPS
 from pyrunc.process import sync
 from pyrunc.spec.model import Config, Process
 
@@ -285,3 +286,49 @@ def hand_over_listener(chan: sync.SyncChannel, listener_fd: int | None) -> None:
         chan.expect(sync.SECCOMP_LISTENER_DONE)
     finally:
         os.close(listener_fd)
+
+
+def enter_guarded(chan: sync.SyncChannel, keep: set[int], what: str) -> None:
+    """The first steps of every process pyrunc forks toward a container, before it touches
+    anything of it: non-dumpable (no container process may open our /proc/<pid>/{exe,fd,mem}),
+    no further imports, and only the fds in `keep` (plus stdio, the channel and the log and
+    trace fds) left open."""
+    from pyrunc import log, trace
+
+    syscalls.prctl(PR_SET_DUMPABLE, 0, step=f"make the {what} non-dumpable")
+    forbid_imports()
+    keep = keep | {0, 1, 2, chan.fileno()}
+    for fd in (log.log_fd(), trace.trace_fd()):
+        if fd is not None:
+            keep.add(fd)
+    close_fds_except(keep)
+    default_signal_handlers()
+
+
+def report_and_exit(chan: sync.SyncChannel, exc: BaseException, where: str) -> NoReturn:
+    """Send the failure to the runtime as one line and leave without running any cleanup code."""
+    try:
+        from pyrunc.errors import describe
+
+        chan.send(sync.ERROR, message=describe(exc, where))
+    except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+        pass
+    os._exit(1)
+
+
+def fork_and_report(chan: sync.SyncChannel, child: Callable[[], object], role: str) -> NoReturn:
+    """Fork the next process (the pid and time namespaces apply only to children), tell the
+    runtime its pid, and leave: the runtime is our subreaper and will see the child."""
+    from pyrunc import trace
+
+    pid = os.fork()
+    if pid == 0:
+        trace.set_role(role)
+        try:
+            child()
+        finally:
+            os._exit(1)
+    if trace.on:
+        trace.emit(f"fork {role}", child=pid)
+    chan.send(sync.INIT_PID, pid=pid)
+    os._exit(0)

@@ -28,19 +28,6 @@ from pyrunc.process.launchspec import LaunchSpec
 from pyrunc.spec.model import Config, Process
 
 
-def _report_and_exit(chan: sync.SyncChannel, exc: BaseException, where: str) -> NoReturn:
-    """Send the failure to the runtime as one line and leave without running any cleanup code."""
-    try:
-        from pyrunc.errors import describe
-
-        chan.send(sync.ERROR, message=describe(exc, where))
-    except BaseException:  # noqa: BLE001 - nothing may escape a forked child
-        pass
-    os._exit(1)
-
-
-# --- the intermediate process ------------------------------------------------------------------
-
 def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
                      ns_fds: list[tuple[str, int]]) -> NoReturn:
     """Enter the namespaces in the kernel's order, then fork the init and exit."""
@@ -51,10 +38,7 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
     try:
         # Before anything of the container can see this process: no container process may open
         # /proc/<pid>/{exe,fd,mem,root} of ours (the interpreter, host fds) until execve.
-        syscalls.prctl(PR_SET_DUMPABLE, 0, step="make the container process non-dumpable")
-        attrs.forbid_imports()
-        attrs.close_fds_except(_fds_to_keep(chan, spec, ns_fds))
-        attrs.default_signal_handlers()
+        attrs.enter_guarded(chan, _fds_to_keep(spec, ns_fds), "container process")
         syscalls.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, step="set parent-death signal")
         chan.expect(sync.CGROUP_JOINED)
         process = spec.config.process
@@ -98,19 +82,9 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
             chan.send(sync.TIMENS_REQUEST)
             chan.expect(sync.TIMENS_DONE)
 
-        pid = os.fork()
-        if pid == 0:
-            trace.set_role("init")
-            try:
-                run_init(chan, spec)
-            finally:
-                os._exit(1)
-        if trace.on:
-            trace.emit("fork init", child=pid)
-        chan.send(sync.INIT_PID, pid=pid)
-        os._exit(0)
+        attrs.fork_and_report(chan, lambda: run_init(chan, spec), "init")
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
-        _report_and_exit(chan, exc, "create namespaces")
+        attrs.report_and_exit(chan, exc, "create namespaces")
 
 
 def _write_oom_score_adj(value: int) -> None:
@@ -200,7 +174,7 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         chan.send(sync.READY)
         chan.close()
     except BaseException as exc:  # noqa: BLE001
-        _report_and_exit(chan, exc, step)
+        attrs.report_and_exit(chan, exc, step)
 
     # From here on the runtime has gone: errors can only be logged.
     try:
@@ -330,23 +304,11 @@ def _wait_for_start(fifo_fd: int, procfs_fd: int) -> None:
     os.close(fifo_fd)
 
 
-def _fds_to_keep(chan: sync.SyncChannel, spec: LaunchSpec,
-                 ns_fds: list[tuple[str, int]]) -> set[int]:
-    """The fds the container's processes legitimately hold until execve; all others go."""
-    from pyrunc import log
-
-    keep = {0, 1, 2, chan.fileno(), spec.fifo_fd, *(fd for _, fd in ns_fds)}
+def _fds_to_keep(spec: LaunchSpec, ns_fds: list[tuple[str, int]]) -> set[int]:
+    """The fds the container's processes legitimately hold until execve (with stdio, the
+    channel and the log and trace fds, which `attrs.enter_guarded` adds); all others go."""
+    keep = {spec.fifo_fd, *(fd for _, fd in ns_fds), *spec.keep_fds}
     keep.update(range(3, 3 + spec.listen_fds + spec.preserve_fds))
     if spec.console_fd is not None:
         keep.add(spec.console_fd)
-    log_fd = log.log_fd()
-    if log_fd is not None:
-        keep.add(log_fd)
-    from pyrunc import trace
-
-    if trace.trace_fd() is not None:
-        keep.add(trace.trace_fd())  # type: ignore[arg-type]
-    keep.update(spec.keep_fds)
     return keep
-
-

@@ -21,7 +21,7 @@ import signal
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyrunc.linux import syscalls
-from pyrunc.linux.consts import PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG
+from pyrunc.linux.consts import PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG
 from pyrunc.process import attrs, sync
 from pyrunc.spec.model import Config, Process
 
@@ -73,38 +73,19 @@ def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
 
     trace.set_role("joiner")
     try:
-        syscalls.prctl(PR_SET_DUMPABLE, 0, step="make the exec process non-dumpable")
-        attrs.forbid_imports()
-        keep = {0, 1, 2, chan.fileno(), spec.init_pidfd, *range(3, 3 + spec.preserve_fds)}
+        keep = {spec.init_pidfd, *range(3, 3 + spec.preserve_fds)}
         if spec.console_fd is not None:
             keep.add(spec.console_fd)
-        from pyrunc import log
-
-        log_fd, trace_fd = log.log_fd(), trace.trace_fd()
-        if log_fd is not None:
-            keep.add(log_fd)
-        if trace_fd is not None:
-            keep.add(trace_fd)
-        attrs.close_fds_except(keep)
-        attrs.default_signal_handlers()
+        attrs.enter_guarded(chan, keep, "exec process")
         syscalls.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, step="set parent-death signal")
         chan.expect(sync.CGROUP_JOINED)
         if spec.ns_flags:
             syscalls.setns(spec.init_pidfd, spec.ns_flags,
                            step="join the container's namespaces (setns pidfd)")
         os.close(spec.init_pidfd)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                run_process(chan, spec)
-            finally:
-                os._exit(1)
-        if trace.on:
-            trace.emit("fork exec process", child=pid)
-        chan.send(sync.INIT_PID, pid=pid)
-        os._exit(0)
+        attrs.fork_and_report(chan, lambda: run_process(chan, spec), "exec")
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
-        _report_and_exit(chan, exc, "join the container")
+        attrs.report_and_exit(chan, exc, "join the container")
 
 
 def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
@@ -154,7 +135,7 @@ def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
         attrs.reset_signals_for_exec()
         attrs.execve(executable, list(process.args), env)
     except BaseException as exc:  # noqa: BLE001
-        _report_and_exit(chan, exc, step)
+        attrs.report_and_exit(chan, exc, step)
 
 
 def _setup_terminal(spec: ExecSpec) -> None:
@@ -168,16 +149,6 @@ def _setup_terminal(spec: ExecSpec) -> None:
     terminal.chown_terminal(slave, process.user.uid)
     terminal.send_console_master(spec.console_fd, master, slave_path)  # closes both fds
     terminal.become_terminal_owner(slave)
-
-
-def _report_and_exit(chan: sync.SyncChannel, exc: BaseException, where: str) -> NoReturn:
-    try:
-        from pyrunc.errors import describe
-
-        chan.send(sync.ERROR, message=describe(exc, where))
-    except BaseException:  # noqa: BLE001 - nothing may escape a forked child
-        pass
-    os._exit(1)
 
 
 def preload_modules(config: Config, process: Process) -> None:

@@ -16,25 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from cgroupv2_support import V2_ROOT, pure_v2_only, wait_for
+from pyrunc_testing import alive, cpu_ticks
 
 pytestmark = pure_v2_only
 
 
 def cgroup_dir(cgroup_path: str) -> Path:
     return V2_ROOT / cgroup_path.lstrip("/")
-
-
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def counters(path: Path) -> dict[str, int]:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pyrunc_testing import Runtime, needs_root, reap_children
+from pyrunc_testing import Runtime, alive, cpu_ticks, needs_root, reap_children
+from pyrunc_testing import v1_cgroup_file as cgroup_file
 
 pytestmark = [
     needs_root,
@@ -26,25 +26,6 @@ pytestmark = [
                        reason="needs the cgroup v1 freezer (the v2 lane has its own tests)"),
 ]
 
-V1 = Path("/sys/fs/cgroup")
-
-
-def cgroup_file(controller: str, cgroup_path: str, name: str) -> Path:
-    return V1 / controller / cgroup_path.lstrip("/") / name
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of `pid` in clock ticks (/proc/<pid>/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def wait_until(predicate: Any, what: str, timeout: float = 10.0) -> None:

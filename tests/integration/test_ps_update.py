@@ -11,12 +11,11 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pyrunc_testing import Runtime, needs_root, reap_children
+from pyrunc_testing import v1_cgroup_file as cgroup_file
 
 pytestmark = [
     needs_root,
@@ -25,11 +24,6 @@ pytestmark = [
                        reason="needs the cgroup v1 pids hierarchy"),
 ]
 
-V1 = Path("/sys/fs/cgroup")
-
-
-def cgroup_file(controller: str, cgroup_path: str, name: str) -> Path:
-    return V1 / controller / cgroup_path.lstrip("/") / name
 
 
 def wait_until(predicate: Any, what: str, timeout: float = 10.0) -> None:
