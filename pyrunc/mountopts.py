@@ -9,6 +9,9 @@ An option list mixes four kinds of words, each of which ends up in a different s
 * recursive attributes (``rro``, ``rnosuid``…), applied to a whole mount tree by mount_setattr(2);
 * everything else (``mode=755``, ``size=65536k``…), passed to the filesystem as its data string.
 
+``idmap`` and ``ridmap`` are none of these: they ask for an idmapped bind mount (see
+`pyrunc.rootfs.idmap`), made with open_tree(2) and mount_setattr(2) rather than mount(2).
+
 Parsing is pure: `parse_mount_options` makes no system call, so it is unit-tested without root.
 """
 
@@ -135,15 +138,16 @@ _ATIME_ATTRS = (MOUNT_ATTR_NOATIME, _MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME
 #: Options pyrunc acts on itself (not passed to the filesystem).
 _EXTENSION_OPTIONS = ("tmpcopyup",)
 
+#: idmapped-mount options → whether the mapping covers every mount of the tree (``ridmap``).
+_IDMAP_OPTIONS = {"idmap": False, "ridmap": True}
+
 #: Options that are recognised but refused, with the reason.
-_UNSUPPORTED_OPTIONS = {
-    "idmap": "idmapped mounts are not supported yet",
-    "ridmap": "idmapped mounts are not supported yet",
-}
+_UNSUPPORTED_OPTIONS: dict[str, str] = {}
 
 #: Every option word pyrunc understands, for `pyrunc features` (mountOptions).
 KNOWN_MOUNT_OPTIONS: tuple[str, ...] = tuple(sorted(
-    {*_FLAG_OPTIONS, *PROPAGATION_FLAGS, *_RECURSIVE_OPTIONS, *_EXTENSION_OPTIONS}))
+    {*_FLAG_OPTIONS, *PROPAGATION_FLAGS, *_RECURSIVE_OPTIONS, *_EXTENSION_OPTIONS,
+     *_IDMAP_OPTIONS}))
 
 #: The mount flags that say how a mount behaves (as opposed to what the call does: bind, remount).
 BEHAVIOUR_FLAGS = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_SYNCHRONOUS | MS_MANDLOCK
@@ -172,6 +176,11 @@ class MountOptions(NamedTuple):
     """Filesystem-specific options, comma-separated (``mode=755,size=65536k``)."""
     copy_up: bool = False
     """``tmpcopyup``: fill a new tmpfs with what the directory under it held."""
+    idmap: bool = False
+    """``idmap`` or ``ridmap`` was given: the bind mount gets an id mapping."""
+    idmap_recursive: bool = False
+    """``ridmap`` (the last of the two wins, as in runc): every mount of an rbind tree is
+    idmapped, not only its top."""
 
     @property
     def is_bind(self) -> bool:
@@ -198,12 +207,12 @@ class MountOptions(NamedTuple):
 def parse_mount_options(options: Iterable[str]) -> MountOptions:
     """Sort `options` into flags, propagation changes, recursive attributes and data.
 
-    Raises `UnsupportedMountOption` for options that pyrunc refuses (``idmap``, ``ridmap``).
+    Raises `UnsupportedMountOption` for options that pyrunc recognises but refuses.
     """
     flags = clear = attr_set = attr_clr = 0
     propagation: list[int] = []
     data: list[str] = []
-    copy_up = False
+    copy_up = idmap = idmap_recursive = False
     for option in options:
         if option in _UNSUPPORTED_OPTIONS:
             raise UnsupportedMountOption(f"mount option {option!r}: {_UNSUPPORTED_OPTIONS[option]}")
@@ -234,11 +243,13 @@ def parse_mount_options(options: Iterable[str]) -> MountOptions:
                 attr_clr |= _MOUNT_ATTR_ATIME_MASK
         elif option == "tmpcopyup":
             copy_up = True
+        elif option in _IDMAP_OPTIONS:
+            idmap, idmap_recursive = True, _IDMAP_OPTIONS[option]
         elif option:
             data.append(option)
     return MountOptions(flags=flags, clear_flags=clear, propagation=tuple(propagation),
                         attr_set=attr_set, attr_clr=attr_clr, data=",".join(data),
-                        copy_up=copy_up)
+                        copy_up=copy_up, idmap=idmap, idmap_recursive=idmap_recursive)
 
 
 def propagation_flags(name: str) -> int:

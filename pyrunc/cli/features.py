@@ -44,7 +44,7 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": True},  # supported (applied where the host runs it)
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
             "netDevices": {"enabled": True},
         },
         "annotations": {

@@ -23,6 +23,7 @@ AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 MOUNT_ATTR_IDMAP = 0x100000
 MOUNT_ATTR_SIZE_VER0 = 32
 RESOLVE_NO_XDEV = 0x01
@@ -31,7 +32,7 @@ RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
-__all__ = ["KernelError", "move_mount", "open_tree", "openat2", "set_idmap"]
+__all__ = ["KernelError", "move_mount", "move_mount_to_fd", "open_tree", "openat2", "set_idmap"]
 
 
 def open_tree(path: str, flags: int = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC, *,
@@ -48,17 +49,28 @@ def move_mount(from_fd: int, to_path: str) -> None:
     _check(res, f"move_mount onto {to_path}", to_path)
 
 
+def move_mount_to_fd(from_fd: int, to_fd: int, to_path: str = "") -> None:
+    """move_mount(2) of the detached tree `from_fd` onto the object the fd `to_fd` is open on
+    (MOVE_MOUNT_T_EMPTY_PATH). Unlike a /proc/self/fd/N path, which move_mount refuses with
+    EINVAL, this needs no procfs; `to_path` only names the target in errors."""
+    res = _libc.syscall(_MOVE_MOUNT, ctypes.c_int(from_fd), b"", ctypes.c_int(to_fd), b"",
+                        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
+    _check(res, f"move_mount onto {to_path or f'fd {to_fd}'}", to_path or None)
+
+
 class _MountAttr(ctypes.Structure):
     _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def set_idmap(tree_fd: int, userns_fd: int) -> None:
+def set_idmap(tree_fd: int, userns_fd: int, *, recursive: bool = False) -> None:
     """mount_setattr(2) MOUNT_ATTR_IDMAP: the ids of the (still detached) tree `tree_fd` are
-    shown through the uid/gid maps of the user namespace `userns_fd`."""
+    shown through the uid/gid maps of the user namespace `userns_fd`; with `recursive`, on every
+    mount of the tree, else on its top mount only."""
     attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     res = _libc.syscall(_NR["mount_setattr"], ctypes.c_int(tree_fd), b"",
-                        ctypes.c_uint(AT_EMPTY_PATH), ctypes.byref(attr),
+                        ctypes.c_uint(flags), ctypes.byref(attr),
                         ctypes.c_size_t(MOUNT_ATTR_SIZE_VER0))
     _check(res, "mount_setattr MOUNT_ATTR_IDMAP")
 

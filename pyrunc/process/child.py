@@ -122,7 +122,8 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         from pyrunc import rootfs
         from pyrunc.process import mountsource
 
-        rootfs.prepare_rootfs(config, request_source=lambda src: mountsource.request(chan, src))
+        rootfs.prepare_rootfs(config, request_source=lambda src: mountsource.request(chan, src),
+                              request_tree=lambda i: mountsource.request_idmapped(chan, i))
 
         step = steps.enter("run createRuntime hooks")
         chan.send(sync.RUN_HOOKS)

@@ -25,6 +25,7 @@ from pyrunc.process.launchspec import LaunchSpec
 
 if TYPE_CHECKING:
     from pyrunc.cgroups import CgroupJoiner
+    from pyrunc.rootfs.idmap import UsernsFds
 
 
 class LaunchError(Exception):
@@ -39,6 +40,7 @@ class Launch:
         self.cgroups = cgroups
         self.intermediate_pid = 0
         self.init_pid = 0
+        self._userns: UsernsFds | None = None   # for idmapped mounts, made on first use
 
     def run(self, on_init_pid: Callable[[int], None],
             run_runtime_hooks: Callable[[int], dict[str, Any]]) -> int:
@@ -81,6 +83,8 @@ class Launch:
             raise
         finally:
             parent_chan.close()
+            if self._userns is not None:
+                self._userns.close()
         return self.init_pid
 
     def _converse(self, chan: sync.SyncChannel, on_init_pid: Callable[[int], None],
@@ -114,7 +118,7 @@ class Launch:
             if kind == sync.ERROR:
                 raise LaunchError(msg["message"])
             if kind in (sync.RUN_HOOKS, sync.READY, sync.MOUNT_SOURCE_REQUEST,
-                        sync.SECCOMP_LISTENER) \
+                        sync.IDMAPPED_MOUNT_REQUEST, sync.SECCOMP_LISTENER) \
                     and not self.init_pid:
                 deferred.append(msg)
                 continue
@@ -135,6 +139,13 @@ class Launch:
                 chan.send(sync.SECCOMP_LISTENER_DONE)
             elif kind == sync.MOUNT_SOURCE_REQUEST:
                 mountsource.serve(chan, self.init_pid, str(msg["source"]))
+            elif kind == sync.IDMAPPED_MOUNT_REQUEST:
+                if self._userns is None:
+                    from pyrunc.rootfs.idmap import UsernsFds
+
+                    self._userns = UsernsFds(self.spec.config.linux, self.init_pid)
+                mountsource.serve_idmapped(chan, self.init_pid, self.spec.config,
+                                           int(msg["mount"]), self._userns)
             elif kind == sync.RUN_HOOKS:
                 state = run_runtime_hooks(self.init_pid)
                 chan.send(sync.HOOKS_DONE, state=state)

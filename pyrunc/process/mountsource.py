@@ -14,6 +14,11 @@ than a thread (setns(CLONE_NEWNS) must not change the runtime's own root and cwd
 
 Only bind mounts whose source the init cannot stat ask for this (as runc); a source that does
 not exist for the runtime either still fails, now with the runtime's errno.
+
+Idmapped mounts always come this way (IDMAPPED_MOUNT_REQUEST {mount: index}): the helper makes
+the detached, idmapped tree (see `pyrunc.rootfs.idmap`) and the init attaches it. The init
+names only the index: what is mounted, with which mapping, the runtime reads from its own copy
+of the config.
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import CLONE_NEWNS
 from pyrunc.process import sync
+
+if TYPE_CHECKING:
+    from pyrunc.rootfs.idmap import UsernsFds
+    from pyrunc.spec.model import Config
 
 
 def request(chan: sync.SyncChannel, source: str) -> int:
@@ -55,14 +66,61 @@ def serve(chan: sync.SyncChannel, init_pid: int, source: str) -> None:
         os.close(fd)
 
 
-def open_in_mount_namespace(pid: int, path: str) -> int:
-    """open(path, O_PATH) as this process, but resolved in process `pid`'s mount namespace."""
+def request_idmapped(chan: sync.SyncChannel, index: int) -> int:
+    """Init side: ask the runtime for the idmapped tree of mount `index`; return its fd."""
+    chan.send(sync.IDMAPPED_MOUNT_REQUEST, mount=index)
+    msg, fd = chan.recv_with_fd()
+    if msg["type"] == sync.ERROR:
+        raise sync.ChildError(msg["message"])
+    if msg["type"] != sync.MOUNT_SOURCE:
+        raise sync.ChildError(f"protocol error: expected {sync.MOUNT_SOURCE}, got {msg['type']}")
+    if fd is None:
+        raise syscalls.KernelError(int(msg.get("errno") or 5),
+                                   str(msg.get("message") or f"idmapped mount /mounts/{index}"))
+    return fd
+
+
+def serve_idmapped(chan: sync.SyncChannel, init_pid: int, config: Config, index: int,
+                   userns: UsernsFds) -> None:
+    """Runtime side: build mount `index`'s idmapped tree in the init's mount namespace, send it."""
+    from pyrunc.rootfs import idmap
+    from pyrunc.spec.idmap import mount_idmap
+
+    try:
+        m = config.mounts[index]
+        mapping = mount_idmap(config, m)
+        if mapping is None:
+            raise syscalls.KernelError(22, f"/mounts/{index} is not an idmapped mount")
+        source = os.path.abspath(m.source or "")
+        what = f"idmapped mount /mounts/{index} ({source} on {m.destination})"
+        userns_fd = userns.get(mapping, what)
+        rbind = "rbind" in m.options
+        fd = open_in_mount_namespace(init_pid, source, lambda path: idmap.open_idmapped_tree(
+            path, mapping, userns_fd, rbind=rbind, what=what))
+    except (OSError, IndexError) as exc:
+        message = getattr(exc, "step", None) or str(exc)
+        chan.send(sync.MOUNT_SOURCE, errno=getattr(exc, "errno", None) or 5, message=message)
+        return
+    try:
+        chan.send_with_fd(sync.MOUNT_SOURCE, fd)
+    finally:
+        os.close(fd)
+
+
+def _open_path(path: str) -> int:
+    return os.open(path, os.O_PATH | os.O_CLOEXEC)
+
+
+def open_in_mount_namespace(pid: int, path: str,
+                            opener: Callable[[str], int] = _open_path) -> int:
+    """opener(path) (by default open(path, O_PATH)) as this process, but resolved in process
+    `pid`'s mount namespace."""
     ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         helper = os.fork()
         if helper == 0:
-            _helper(ours, theirs, ns, path)
+            _helper(ours, theirs, ns, path, opener)
         theirs.close()
         data, fds, _flags, _addr = socket.recv_fds(ours, 4096, 1, socket.MSG_CMSG_CLOEXEC)
         _reap(helper)
@@ -77,12 +135,13 @@ def open_in_mount_namespace(pid: int, path: str) -> int:
     raise syscalls.KernelError(int(reply["errno"]), reply["message"], path)
 
 
-def _helper(ours: socket.socket, theirs: socket.socket, ns: int, path: str) -> None:
+def _helper(ours: socket.socket, theirs: socket.socket, ns: int, path: str,
+            opener: Callable[[str], int]) -> None:
     """The forked helper: never returns."""
     try:
         ours.close()
         syscalls.setns(ns, CLONE_NEWNS, step="join the container's mount namespace")
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        fd = opener(path)
         socket.send_fds(theirs, [b"fd"], [fd])
     except OSError as exc:
         err = exc.errno or 5

@@ -26,6 +26,7 @@ RUN_HOOKS = "run-hooks"              # init -> runtime: mounts done, run prestar
 HOOKS_DONE = "hooks-done"            # runtime -> init: carries the state for createContainer
 MOUNT_SOURCE_REQUEST = "mount-source-request"  # init -> runtime: open this bind source for me
 MOUNT_SOURCE = "mount-source"        # runtime -> init: the O_PATH fd (SCM_RIGHTS) or an errno
+IDMAPPED_MOUNT_REQUEST = "idmapped-mount-request"  # init -> runtime: mount N's idmapped tree
 SECCOMP_LISTENER = "seccomp-listener"  # init -> runtime: the notify fd, for listenerPath
 SECCOMP_LISTENER_DONE = "seccomp-listener-done"  # runtime -> init
 READY = "ready"                      # init -> runtime: parked, waiting for `start`

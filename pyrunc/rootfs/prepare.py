@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
 from collections.abc import Callable
@@ -32,12 +33,14 @@ from pyrunc.mountopts import (
     propagation_flags,
 )
 from pyrunc.rootfs.cgroupfs import mount_cgroup
+from pyrunc.rootfs.idmap import attach_tree, is_idmapped, local_idmapped_tree
 from pyrunc.rootfs.helpers import (
     _HOST_FALLBACK,
     _apply_propagation_and_attrs,
     _check_proc_destination,
     _mkdir,
     _mount_at,
+    _opened,
     _remount_bind,
     _require_directory_or_absent,
     _touch,
@@ -55,14 +58,19 @@ def has_mount_namespace(config: Config) -> bool:
 #: Opens a bind source from the host side, returning an O_PATH fd (see process/mountsource.py).
 SourceOpener = Callable[[str], int]
 
+#: Has the runtime build the idmapped tree of mount N (its index in config.mounts); an fd.
+TreeOpener = Callable[[int], int]
 
-def prepare_rootfs(config: Config, request_source: SourceOpener | None = None) -> None:
+
+def prepare_rootfs(config: Config, request_source: SourceOpener | None = None,
+                   request_tree: TreeOpener | None = None) -> None:
     """Set up every mount inside the rootfs and populate /dev; runs before createRuntime hooks.
 
     Mounts are made in the config's order, each bind source looked up at its turn (so a
     source inside the rootfs sees what earlier entries mounted). `request_source` is how a bind
     source the init cannot look up (a user namespace's root facing a 0700 host directory) is
-    opened by the runtime instead.
+    opened by the runtime instead. `request_tree` is how the runtime builds an idmapped
+    mount's tree (without it, this process builds it: it must then see the host's ids).
     """
     if not has_mount_namespace(config):
         return
@@ -71,13 +79,25 @@ def prepare_rootfs(config: Config, request_source: SourceOpener | None = None) -
     make_rootfs_parent_private(rootfs, config.linux.rootfs_propagation)
     bind_rootfs_onto_itself(rootfs)
     opener = request_source if devices.in_user_namespace(config) else None
-    for m in config.mounts:
-        mount_entry(config, rootfs, m, request_source=opener)
+    for i, m in enumerate(config.mounts):
+        mount_entry(config, rootfs, m, request_source=opener,
+                    idmapped_tree=_tree_opener(config, i, request_tree))
     if needs_dev_setup(config):
         devices.create_devices(rootfs, devices.devices_for(config),
                                bind=devices.in_user_namespace(config))
         devices.create_dev_symlinks(rootfs)
         devices.setup_ptmx(rootfs)
+
+
+def _tree_opener(config: Config, index: int,
+                 request_tree: TreeOpener | None) -> Callable[[], int] | None:
+    """For an idmapped mount: how its detached tree is got (None for any other mount)."""
+    m = config.mounts[index]
+    if not is_idmapped(m):
+        return None
+    if request_tree is not None:
+        return functools.partial(request_tree, index)
+    return functools.partial(local_idmapped_tree, config, m)
 
 
 def _root_propagation(config: Config) -> int:
@@ -129,8 +149,10 @@ def _delays_readonly(m: Mount) -> bool:
 
 
 def mount_entry(config: Config, rootfs: str, m: Mount, *,
-                request_source: SourceOpener | None = None) -> None:
-    """Mount one config.json `mounts` entry inside `rootfs`."""
+                request_source: SourceOpener | None = None,
+                idmapped_tree: Callable[[], int] | None = None) -> None:
+    """Mount one config.json `mounts` entry inside `rootfs` (an idmapped bind from the detached
+    tree that `idmapped_tree()` returns)."""
     what = f"{m.type or 'bind'} on {m.destination}"
     try:
         opts = parse_mount_options(m.options)
@@ -142,7 +164,7 @@ def mount_entry(config: Config, rootfs: str, m: Mount, *,
     _check_proc_destination(rootfs, dest, m)
     if m.is_bind or opts.is_bind:
         mount_bind(m, opts, dest, delay_readonly=_delays_readonly(m),
-                   request_source=request_source)
+                   request_source=request_source, idmapped_tree=idmapped_tree)
     elif m.type in ("cgroup", "cgroup2"):
         mount_cgroup(config, rootfs, m, opts, dest)
     elif m.type is None:
@@ -152,29 +174,40 @@ def mount_entry(config: Config, rootfs: str, m: Mount, *,
 
 
 def mount_bind(m: Mount, opts: MountOptions, dest: str, *, delay_readonly: bool = False,
-               source: str | None = None, request_source: SourceOpener | None = None) -> None:
+               source: str | None = None, request_source: SourceOpener | None = None,
+               idmapped_tree: Callable[[], int] | None = None) -> None:
     """Bind (or rbind) a host path, then remount for the flags a bind cannot set at once.
 
     When the source cannot be looked up here and `request_source` is given, the runtime opens
-    it and the bind is made from that fd (/proc/self/fd/N needs no search permission).
+    it and the bind is made from that fd (/proc/self/fd/N needs no search permission). An
+    idmapped bind attaches the detached tree `idmapped_tree()` returns instead of mounting.
     """
     src = os.path.abspath(source or m.source or "")
     what = f"bind {src} on {m.destination}"
     fd: int | None = None
-    try:
-        st = os.stat(src)
-    except OSError as exc:
-        if request_source is None:
-            raise _missing_source(exc, what, src) from None
-        fd = request_source(src)
+    if idmapped_tree is not None:
+        fd = idmapped_tree()
         st = os.fstat(fd)
+    else:
+        try:
+            st = os.stat(src)
+        except OSError as exc:
+            if request_source is None:
+                raise _missing_source(exc, what, src) from None
+            fd = request_source(src)
+            st = os.fstat(fd)
     try:
         if stat.S_ISDIR(st.st_mode):
             _mkdir(dest, what)
         elif not os.path.lexists(dest):
             _touch(dest, what)
-        mount_source = src if fd is None else f"/proc/self/fd/{fd}"
-        _mount_at(mount_source, dest, None, MS_BIND | (opts.flags & MS_REC), None, f"mount {what}")
+        if idmapped_tree is not None and fd is not None:
+            with _opened(dest, f"mount {what}") as target:
+                attach_tree(fd, target, f"idmapped {what}")
+        else:
+            mount_source = src if fd is None else f"/proc/self/fd/{fd}"
+            _mount_at(mount_source, dest, None, MS_BIND | (opts.flags & MS_REC), None,
+                      f"mount {what}")
     finally:
         if fd is not None:
             os.close(fd)

@@ -133,6 +133,13 @@ def check_semantics(config: Config) -> None:
         if not os.path.isabs(mount.destination):
             raise _fail(f"/mounts/{i}/destination", f"{mount.destination!r} must be absolute",
                         "config.md#mounts")
+    from pyrunc.spec.idmap import IdmapError, check_idmapped_mounts
+
+    try:
+        check_idmapped_mounts(config)
+    except IdmapError as exc:
+        pointer, _, message = str(exc).partition(": ")
+        raise _fail(pointer, message, "config.md#posix-platform-mounts") from None
     _check_host_resources(config)
 
 

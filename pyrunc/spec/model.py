@@ -94,10 +94,17 @@ class Mount(NamedTuple):
     type: str | None = None
     source: str | None = None
     options: tuple[str, ...] = ()
+    uid_mappings: tuple[IDMapping, ...] | None = None
+    """An idmapped mount's uid mapping; None when config.json has no `uidMappings` (an empty
+    list is kept apart: runc refuses it)."""
+    gid_mappings: tuple[IDMapping, ...] | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Mount:
-        return cls(d["destination"], d.get("type"), d.get("source"), tuple(d.get("options") or ()))
+        uids, gids = d.get("uidMappings"), d.get("gidMappings")
+        return cls(d["destination"], d.get("type"), d.get("source"), tuple(d.get("options") or ()),
+                   None if uids is None else tuple(IDMapping.from_json(m) for m in uids),
+                   None if gids is None else tuple(IDMapping.from_json(m) for m in gids))
 
     @property
     def is_bind(self) -> bool:
