@@ -508,12 +508,23 @@ def test_a_kernel_failure_names_the_mount(bundle: str, rootfs: str) -> None:
     assert "mount no-such-fs on /weird" in info.value.message
 
 
-def test_idmapped_mount_is_refused_before_touching_anything(bundle: str, rootfs: str) -> None:
-    m = Mount("/data", "bind", "/tmp", ("rbind", "idmap"))
-    with pytest.raises(KernelError, match="not supported yet") as info:
-        mount_entry(make_config(bundle), rootfs, m)
-    assert "/data" in str(info.value)
-    assert not os.path.exists(os.path.join(rootfs, "data"))
+def test_idmapped_bind_without_a_runtime_builds_its_tree_itself(bundle: str, rootfs: str) -> None:
+    # prepare_rootfs with no runtime to ask (no request_tree) makes the detached tree here.
+    os.makedirs(os.path.join(bundle, "idsrc"))
+    open(os.path.join(bundle, "idsrc", "f"), "w").close()
+    os.chown(os.path.join(bundle, "idsrc", "f"), 3, 4)
+    mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config = make_config(bundle, mounts=[
+        {"destination": "/data", "type": "bind", "source": "idsrc", "options": ["rbind", "idmap"],
+         "uidMappings": mapping, "gidMappings": mapping}])
+
+    def inside() -> list[int]:
+        prepare_rootfs(config)
+        st = os.stat(os.path.join(rootfs, "data", "f"))
+        return [st.st_uid, st.st_gid]
+
+    assert _run_in_child(inside, cwd=bundle) == [100003, 100004]
+    assert os.stat(os.path.join(bundle, "idsrc", "f")).st_uid == 3
 
 
 @pytest.mark.parametrize("dest", ["/proc/self", "/proc/sys/kernel", "/proc/../proc/1"])

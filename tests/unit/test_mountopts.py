@@ -24,7 +24,6 @@ from pyrunc.linux.consts import (
 from pyrunc.mountopts import (
     KNOWN_MOUNT_OPTIONS,
     MountOptions,
-    UnsupportedMountOption,
     ms_flags_from_statvfs,
     parse_mount_options,
     propagation_flags,
@@ -71,10 +70,18 @@ def test_setting_an_access_time_attribute_clears_the_whole_access_time_field() -
     assert opts.attr_clr == 0x70
 
 
-@pytest.mark.parametrize("option", ["idmap", "ridmap"])
-def test_idmapped_mounts_are_refused_clearly(option: str) -> None:
-    with pytest.raises(UnsupportedMountOption, match="not supported yet"):
-        parse_mount_options(["bind", option])
+@pytest.mark.parametrize("options, idmap, recursive", [
+    (["bind"], False, False),
+    (["rbind", "idmap"], True, False),
+    (["rbind", "ridmap"], True, True),
+    (["rbind", "ridmap", "idmap"], True, False),   # the last one wins, as in runc
+    (["rbind", "idmap", "ridmap"], True, True),
+])
+def test_idmap_options_ask_for_an_idmapped_mount_and_are_not_data(
+        options: list[str], idmap: bool, recursive: bool) -> None:
+    opts = parse_mount_options(options)
+    assert (opts.idmap, opts.idmap_recursive) == (idmap, recursive)
+    assert opts.data == ""
 
 
 def test_unknown_words_and_key_values_are_filesystem_data() -> None:
@@ -93,11 +100,11 @@ def test_empty_option_list_means_nothing_to_do() -> None:
     assert parse_mount_options([]) == MountOptions()
 
 
-def test_known_options_list_every_documented_word_and_no_unsupported_one() -> None:
+def test_known_options_list_every_documented_word() -> None:
     for word in ("ro", "rw", "nosuid", "rbind", "rprivate", "rro", "rnosymfollow", "strictatime",
                  "lazytime", "nosymfollow", "runbindable", "tmpcopyup"):
         assert word in KNOWN_MOUNT_OPTIONS
-    assert "idmap" not in KNOWN_MOUNT_OPTIONS
+    assert "idmap" in KNOWN_MOUNT_OPTIONS and "ridmap" in KNOWN_MOUNT_OPTIONS
     assert list(KNOWN_MOUNT_OPTIONS) == sorted(set(KNOWN_MOUNT_OPTIONS))
 
 
