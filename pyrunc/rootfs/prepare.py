@@ -33,7 +33,6 @@ from pyrunc.mountopts import (
     propagation_flags,
 )
 from pyrunc.rootfs.cgroupfs import mount_cgroup
-from pyrunc.rootfs.idmap import attach_tree, is_idmapped, local_idmapped_tree
 from pyrunc.rootfs.helpers import (
     _HOST_FALLBACK,
     _apply_propagation_and_attrs,
@@ -45,6 +44,7 @@ from pyrunc.rootfs.helpers import (
     _require_directory_or_absent,
     _touch,
 )
+from pyrunc.rootfs.idmap import attach_tree, is_idmapped, local_idmapped_tree
 from pyrunc.rootfs.mountinfo import _mount_containing, read_mountinfo
 from pyrunc.rootfs.resolve import secure_join
 from pyrunc.spec.model import Config, Mount
