@@ -192,6 +192,7 @@ def _short(value: Any) -> str:
 PHASES = (("cgroup", "cgroups"), ("hook", "hooks"), ("unshare", "namespaces"),
           ("setns", "namespaces"), ("id map", "namespaces"), ("timens", "namespaces"),
           ("mount", "mounts"), ("umount", "mounts"), ("pivot_root", "mounts"),
+          ("open_tree", "mounts"), ("move_mount", "mounts"),
           ("capset", "process attributes"), ("set user", "process attributes"),
           ("rlimit", "process attributes"), ("seccomp", "seccomp"), ("execve", "execve"))
 

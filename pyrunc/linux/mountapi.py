@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 
+from pyrunc import trace
 from pyrunc.linux.syscalls import _NR, KernelError, _b, _check, _libc
 
 # Numbers from the generic syscall table: the same on x86_64 and aarch64.
@@ -38,7 +39,8 @@ __all__ = ["KernelError", "move_mount", "move_mount_to_fd", "open_tree", "openat
 def open_tree(path: str, flags: int = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC, *,
               dirfd: int = AT_FDCWD) -> int:
     """open_tree(2): with OPEN_TREE_CLONE, a detached copy of the mount at `path`, as an fd."""
-    res = _libc.syscall(_OPEN_TREE, ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags))
+    with trace.span("open_tree", path=path, recursive=bool(flags & AT_RECURSIVE)):
+        res = _libc.syscall(_OPEN_TREE, ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags))
     return _check(res, f"open_tree {path}", path)
 
 
@@ -53,8 +55,9 @@ def move_mount_to_fd(from_fd: int, to_fd: int, to_path: str = "") -> None:
     """move_mount(2) of the detached tree `from_fd` onto the object the fd `to_fd` is open on
     (MOVE_MOUNT_T_EMPTY_PATH). Unlike a /proc/self/fd/N path, which move_mount refuses with
     EINVAL, this needs no procfs; `to_path` only names the target in errors."""
-    res = _libc.syscall(_MOVE_MOUNT, ctypes.c_int(from_fd), b"", ctypes.c_int(to_fd), b"",
-                        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
+    with trace.span("move_mount", target=to_path or None):
+        res = _libc.syscall(_MOVE_MOUNT, ctypes.c_int(from_fd), b"", ctypes.c_int(to_fd), b"",
+                            ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
     _check(res, f"move_mount onto {to_path or f'fd {to_fd}'}", to_path or None)
 
 
@@ -69,9 +72,10 @@ def set_idmap(tree_fd: int, userns_fd: int, *, recursive: bool = False) -> None:
     mount of the tree, else on its top mount only."""
     attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    res = _libc.syscall(_NR["mount_setattr"], ctypes.c_int(tree_fd), b"",
-                        ctypes.c_uint(flags), ctypes.byref(attr),
-                        ctypes.c_size_t(MOUNT_ATTR_SIZE_VER0))
+    with trace.span("mount_setattr", attr="MOUNT_ATTR_IDMAP", recursive=recursive):
+        res = _libc.syscall(_NR["mount_setattr"], ctypes.c_int(tree_fd), b"",
+                            ctypes.c_uint(flags), ctypes.byref(attr),
+                            ctypes.c_size_t(MOUNT_ATTR_SIZE_VER0))
     _check(res, "mount_setattr MOUNT_ATTR_IDMAP")
 
 
