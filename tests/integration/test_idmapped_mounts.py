@@ -173,6 +173,26 @@ def test_idmap_option_without_mappings_takes_the_containers_user_namespace(runti
     assert owners(runtime("run", "-b", str(b), "idmap-implicit").stdout) == {"/data/u7": "7:8"}
 
 
+def test_idmap_without_mappings_in_a_joined_user_namespace_uses_that_namespace(runtime, place):
+    from pyrunc.linux.userns import new_user_namespace
+
+    src = place.source({"u3": (3, 4)})
+    b = place.bundle(STAT + "/data/u3 /plain/u3",
+                     [idmapped(src, ["bind", "idmap"], mapping=None),
+                      {"destination": "/plain", "type": "bind", "source": str(src),
+                       "options": ["bind"]}])
+    userns = new_user_namespace("0 100000 65536\n", "0 100000 65536\n", what="the test")
+    try:
+        config = json.loads((b / "config.json").read_text())
+        config["linux"]["namespaces"].append(
+            {"type": "user", "path": f"/proc/{os.getpid()}/fd/{userns}"})
+        (b / "config.json").write_text(json.dumps(config))
+        seen = owners(runtime("run", "-b", str(b), "idmap-joined").stdout)
+    finally:
+        os.close(userns)
+    assert seen == {"/data/u3": "3:4", "/plain/u3": "65534:65534"}
+
+
 def test_a_mapping_other_than_the_containers_gets_a_user_namespace_of_its_own(runtime, place):
     # On-disk 0..99 -> host 100010..100109 -> container 10..109 (the container maps 100000+).
     src = place.source({"root": (0, 0), "u5": (5, 5), "u500": (500, 500)})
