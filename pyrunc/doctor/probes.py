@@ -215,49 +215,6 @@ def overlayfs() -> Finding:
     return finding("fs.overlay", "filesystems", outcome.ok, why)
 
 
-def _user_namespace_fd(mapping: str) -> int:
-    """An fd of a new user namespace whose uid and gid maps are `mapping`."""
-    ready_r, ready_w = os.pipe()
-    done_r, done_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 255
-        try:
-            os.close(ready_r)
-            os.close(done_w)
-            syscalls.unshare(CLONE_NEWUSER)
-            os.write(ready_w, b"1")
-            os.read(done_r, 1)  # wait until the parent holds the namespace
-            code = 0
-        except OSError as exc:
-            code = exc.errno or 255
-        finally:
-            os._exit(code)
-    os.close(ready_w)
-    os.close(done_r)
-    reaped = False
-    try:
-        if os.read(ready_r, 1) != b"1":
-            _, status = os.waitpid(pid, 0)
-            reaped = True
-            code = os.waitstatus_to_exitcode(status)  # the errno of its unshare, or 255
-            raise syscalls.KernelError(code if 0 < code < 255 else errno.EIO,
-                                       "unshare(CLONE_NEWUSER) for the idmap's user namespace")
-        for name in ("uid_map", "gid_map"):
-            try:
-                with open(f"/proc/{pid}/{name}", "w") as f:
-                    f.write(mapping)
-            except OSError as exc:
-                raise syscalls.describe_oserror(exc, f"write {mapping.strip()!r} to the "
-                                                f"idmap's user namespace {name}") from exc
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.close(done_w)
-        os.close(ready_r)
-        if not reaped:
-            os.waitpid(pid, 0)
-
-
 def _idmap_probe() -> str:
     from pyrunc.linux import mountapi
 
@@ -267,7 +224,9 @@ def _idmap_probe() -> str:
     os.mkdir(target)
     open(os.path.join(source, "file"), "w").close()
     os.chown(os.path.join(source, "file"), 0, 0)
-    userns = _user_namespace_fd("0 100000 65536\n")
+    from pyrunc.linux.userns import new_user_namespace
+
+    userns = new_user_namespace("0 100000 65536\n", "0 100000 65536\n", what="the idmap")
     tree = mountapi.open_tree(source)
     mountapi.set_idmap(tree, userns)
     mountapi.move_mount(tree, target)
