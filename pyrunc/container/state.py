@@ -98,6 +98,19 @@ class ContainerState:
         return cls(**{k: v for k, v in d.items() if k in cls.FIELDS})
 
 
+def _state_dir_refused(exc: OSError) -> str:
+    """One line for a state directory that cannot be made, with the fix an unprivileged user
+    needs (runc's default root, /run/<name>, is root's)."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    line = f"create state directory {exc.filename}: {name} ({exc.strerror})"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and os.geteuid() != 0:
+        line += ": not root, set XDG_RUNTIME_DIR (state goes to $XDG_RUNTIME_DIR/pyrunc) or " \
+                "pass --root DIR"
+    return line
+
+
 class StateDir:
     """One container's directory under the state root, with its lock."""
 
@@ -114,11 +127,13 @@ class StateDir:
 
     def reserve(self) -> None:
         """Create the directory for a new container; fails if the id is taken."""
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
         try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
             os.mkdir(self.path, 0o711)
         except FileExistsError:
             raise ContainerError("container with given ID already exists") from None
+        except OSError as exc:
+            raise ContainerError(_state_dir_refused(exc)) from None
 
     def lock(self) -> None:
         """Take the per-container lock (blocking). Raises ContainerNotFound if it vanished."""

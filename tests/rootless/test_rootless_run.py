@@ -1,0 +1,161 @@
+"""pyrunc as an unprivileged user: the every-user install, `spec --rootless` and `run`.
+
+Each test creates a fresh account (`rootless_user.RootlessUser`), runs the README's every-user
+pyrunc as that account with no capabilities, and asserts on what the container saw: its id maps,
+its /proc/self/status, the owners of its files, its cgroups and mounts. On this cgroup v1 host
+the user may create no cgroup, so the container runs in the user's own cgroups, as under runc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyrunc_testing import needs_root, status_fields
+from rootless_user import RootlessUser, installed_package_dir, system_pyrunc
+
+pytestmark = [needs_root, pytest.mark.integration]
+
+
+@pytest.fixture
+def user() -> Iterator[RootlessUser]:
+    account = RootlessUser()
+    yield account
+    left = account.remove()
+    assert not left, f"the rootless test left behind: {left}"
+
+
+def caps_mask(names: list[str]) -> int:
+    """The CapEff bits of a config's capability names (numbers from linux/capability.h)."""
+    numbers = {"CAP_KILL": 5, "CAP_NET_BIND_SERVICE": 10, "CAP_AUDIT_WRITE": 29}
+    return sum(1 << numbers[name] for name in names)
+
+
+def test_every_user_pyrunc_runs_for_a_fresh_user(user: RootlessUser) -> None:
+    pyrunc = system_pyrunc()
+    result = user.run([pyrunc, "--version"], check=True)
+    assert result.stdout.startswith("runc version "), result.stdout
+    # Nothing of the install may hide under a private home: the account can read all of it.
+    assert not str(installed_package_dir()).startswith("/root/")
+    interpreter = Path(os.path.realpath(pyrunc)).read_text().splitlines()[0][2:]
+    assert not os.path.realpath(interpreter).startswith("/root/")
+
+
+def test_rootless_run_maps_the_user_to_root_in_the_container(user: RootlessUser) -> None:
+    script = ("cat /proc/self/uid_map /proc/self/gid_map; echo --; "
+              "grep -E '^(Uid|Gid|CapEff):' /proc/self/status; echo --; "
+              "stat -c '%u:%g %n' /bin/busybox /etc/host-root-file; echo --; cat /proc/self/cgroup")
+    bundle = user.bundle("bb", ["sh", "-c", script])
+    host_root_file = bundle / "rootfs" / "etc" / "host-root-file"
+    host_root_file.write_text("owned by the host's root\n")   # root-owned: not mapped in there
+    config = json.loads((bundle / "config.json").read_text())
+
+    result = user.run([system_pyrunc(), "run", "--bundle", str(bundle), "rl-run"], check=True)
+    maps, status, owners, cgroups = result.stdout.split("--\n")
+    assert [line.split() for line in maps.splitlines()] == [
+        ["0", str(user.uid), "1"], ["0", str(user.gid), "1"]]
+    fields = status_fields(status)
+    assert fields["Uid"].split() == ["0"] * 4 and fields["Gid"].split() == ["0"] * 4
+    assert int(fields["CapEff"], 16) == caps_mask(config["process"]["capabilities"]["effective"])
+    assert owners.splitlines() == ["0:0 /bin/busybox", "65534:65534 /etc/host-root-file"]
+    # No cgroup of its own (the user may create none here): the container stays in the user's.
+    assert cgroups == user.run(["cat", "/proc/self/cgroup"], check=True).stdout
+    assert result.stderr == ""
+    # The state lived under $XDG_RUNTIME_DIR/pyrunc and is gone with the container.
+    state_root = user.runtime_dir / "pyrunc"
+    assert state_root.is_dir() and list(state_root.iterdir()) == []
+    assert state_root.stat().st_uid == user.uid
+
+
+def test_rootless_detached_container_lifecycle(user: RootlessUser) -> None:
+    pyrunc = system_pyrunc()
+    bundle = user.bundle("bb", ["sleep", "60"])
+    user.run([pyrunc, "run", "--detach", "--bundle", str(bundle), "rl-detached"], check=True)
+    assert (user.runtime_dir / "pyrunc" / "rl-detached").is_dir()
+    state = json.loads(user.run([pyrunc, "state", "rl-detached"], check=True).stdout)
+    assert state["status"] == "running"
+    # On the host the container's root is the user, nobody more.
+    host_status = status_fields(Path(f"/proc/{state['pid']}/status").read_text())
+    assert host_status["Uid"].split() == [str(user.uid)] * 4
+    listed = user.run([pyrunc, "list", "--format", "json"], check=True).stdout
+    assert [c["id"] for c in json.loads(listed)] == ["rl-detached"]
+
+    exec_result = user.run([pyrunc, "exec", "rl-detached", "sh", "-c",
+                            "id -u; cat /proc/self/uid_map"], check=True)
+    assert exec_result.stdout.split() == ["0", "0", str(user.uid), "1"]
+
+    user.run([pyrunc, "kill", "rl-detached", "KILL"], check=True)
+    for _ in range(100):
+        state = json.loads(user.run([pyrunc, "state", "rl-detached"], check=True).stdout)
+        if state["status"] == "stopped":
+            break
+        time.sleep(0.05)
+    assert state["status"] == "stopped"
+    user.run([pyrunc, "delete", "rl-detached"], check=True)
+    assert not (user.runtime_dir / "pyrunc" / "rl-detached").exists()
+
+
+def test_rootless_dev_sys_masked_and_readonly_paths(user: RootlessUser) -> None:
+    """mknod is not allowed in a user namespace: /dev's nodes are bind mounts of the host's;
+    sysfs cannot be mounted without a network namespace of the container's own: /sys is a bind
+    of the host's; masked and read-only paths hold as for root."""
+    script = ("echo x > /dev/null && echo null-ok; head -c 5 /dev/zero | wc -c; "
+              "ls /sys/kernel >/dev/null && echo sys-ok; wc -c < /proc/timer_list; "
+              "echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo sys-ro; "
+              "cat /proc/self/mountinfo")
+    bundle = user.bundle("bb", ["sh", "-c", script])
+    config = json.loads((bundle / "config.json").read_text())
+    assert "/proc/timer_list" in config["linux"]["maskedPaths"]
+    assert "/proc/sys" in config["linux"]["readonlyPaths"]
+    # A sysfs mount, as a rootful config has it: pyrunc falls back to a bind of /sys.
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys"] + [
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]}]
+    user.write_config(bundle, config)
+
+    result = user.run([system_pyrunc(), "run", "--bundle", str(bundle), "rl-dev"], check=True)
+    lines = result.stdout.splitlines()
+    assert lines[:5] == ["null-ok", "5", "sys-ok", "0", "sys-ro"], result.stdout
+    mounts = {line.split()[4]: line.split() for line in lines[5:]}
+    for device in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+                   "/dev/tty"):
+        assert device in mounts, f"{device} is not a bind mount"
+        assert mounts[device][3] == device.removeprefix("/dev"), mounts[device]
+    assert mounts["/sys"][3] == "/" and "sysfs" in mounts["/sys"]
+    assert "ro" in mounts["/sys"][5].split(","), mounts["/sys"]
+    assert "ro" in mounts["/proc/sys"][5].split(",")
+
+
+def test_rootless_without_xdg_runtime_dir_says_what_to_set(user: RootlessUser) -> None:
+    bundle = user.bundle("bb", ["true"])
+    result = user.run([system_pyrunc(), "run", "--bundle", str(bundle), "rl-noxdg"],
+                      env=user.env(XDG_RUNTIME_DIR=""))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "create state directory /run/pyrunc" in lines[0]
+    assert "EACCES" in lines[0] and "XDG_RUNTIME_DIR" in lines[0] and "--root" in lines[0]
+    # --root is the other way out.
+    root = user.home / "state"
+    ok = user.run([system_pyrunc(), "--root", str(root), "run", "--bundle", str(bundle),
+                   "rl-noxdg"], env=user.env(XDG_RUNTIME_DIR=""))
+    assert ok.returncode == 0, ok.stderr
+    assert root.is_dir() and list(root.iterdir()) == []
+
+
+def test_rootless_cgroups_path_asked_for_is_an_error(user: RootlessUser) -> None:
+    """runc's rule: only a container without linux.cgroupsPath runs without a cgroup."""
+    bundle = user.bundle("bb", ["true"])
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["cgroupsPath"] = f"/pyrunc-test/{user.name}"
+    user.write_config(bundle, config)
+    result = user.run([system_pyrunc(), "run", "--bundle", str(bundle), "rl-cg"])
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "rootless" in lines[0] and "EACCES" in lines[0] and "/linux/cgroupsPath" in lines[0]
+    assert list((user.runtime_dir / "pyrunc").iterdir()) == []
