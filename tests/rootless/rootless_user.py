@@ -127,6 +127,10 @@ class RootlessUser:
             with path.open("a") as f:
                 f.write(line + "\n")
 
+    def remove_subids(self) -> None:
+        """Take the user's /etc/subuid and /etc/subgid entries away again."""
+        self._drop_subid_lines()
+
     def env(self, **extra: str) -> dict[str, str]:
         """A login-like environment: no variable of the test run leaks in."""
         env = {"HOME": str(self.home), "USER": self.name, "LOGNAME": self.name,
@@ -138,7 +142,7 @@ class RootlessUser:
     def run(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run argv as the user: its uid, gid and groups, no capabilities, its environment."""
-        command = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
+        command = [shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
                    "--inh-caps=-all", "--", *argv]
         # Files, not pipes: a detached container inherits pyrunc's stdio (as with runc), and a
         # pipe would see no EOF until the container exits.

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pyrunc_testing import needs_root, status_fields
-from rootless_user import RootlessUser, installed_package_dir, system_pyrunc
+from rootless_user import SUBID_COUNT, RootlessUser, installed_package_dir, system_pyrunc
 
 pytestmark = [needs_root, pytest.mark.integration]
 
@@ -158,4 +159,99 @@ def test_rootless_cgroups_path_asked_for_is_an_error(user: RootlessUser) -> None
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "rootless" in lines[0] and "EACCES" in lines[0] and "/linux/cgroupsPath" in lines[0]
+    assert list((user.runtime_dir / "pyrunc").iterdir()) == []
+
+
+def multi_range_config(user: RootlessUser, bundle: Path, script: str) -> dict[str, object]:
+    """The user's own id as root, and its 65536 subordinate ids as container ids 1..65536."""
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = ["sh", "-c", script]
+    config["root"]["readonly"] = False
+    for caps in ("bounding", "effective", "permitted"):   # chown(2) to another mapped id
+        config["process"]["capabilities"][caps].append("CAP_CHOWN")
+    for key, own in (("uidMappings", user.uid), ("gidMappings", user.gid)):
+        config["linux"][key] = [{"containerID": 0, "hostID": own, "size": 1},
+                                {"containerID": 1, "hostID": user.subid_start,
+                                 "size": SUBID_COUNT}]
+    return config
+
+
+def test_rootless_multi_range_map_through_newuidmap(user: RootlessUser) -> None:
+    bundle = user.bundle("bb", ["true"])
+    script = ("cat /proc/self/uid_map /proc/self/gid_map; echo --; "
+              "touch /tmp/owned && chown 1000:1000 /tmp/owned && stat -c '%u:%g' /tmp/owned")
+    user.write_config(bundle, multi_range_config(user, bundle, script))
+    result = user.run([system_pyrunc(), "run", "--bundle", str(bundle), "rl-multi"], check=True)
+    maps, owned = result.stdout.split("--\n")
+    expected = [["0", str(user.uid), "1"], ["1", str(user.subid_start), str(SUBID_COUNT)]]
+    assert [line.split() for line in maps.splitlines()] == expected + [
+        ["0", str(user.gid), "1"], ["1", str(user.subid_start), str(SUBID_COUNT)]]
+    assert owned.splitlines()[0] == "1000:1000"
+    # On the host the file belongs to the subordinate id that container id 1000 maps to.
+    host = (bundle / "rootfs" / "tmp" / "owned").stat()
+    assert (host.st_uid, host.st_gid) == (user.subid_start + 999, user.subid_start + 999)
+
+
+def test_rootless_process_user_from_a_subordinate_range(user: RootlessUser) -> None:
+    bundle = user.bundle("bb", ["true"])
+    config = multi_range_config(user, bundle, "sleep 60")
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    user.write_config(bundle, config)
+    pyrunc = system_pyrunc()
+    user.run([pyrunc, "run", "--detach", "--bundle", str(bundle), "rl-user"], check=True)
+    try:
+        pid = json.loads(user.run([pyrunc, "state", "rl-user"], check=True).stdout)["pid"]
+        host_status = status_fields(Path(f"/proc/{pid}/status").read_text())
+        assert host_status["Uid"].split() == [str(user.subid_start + 999)] * 4
+        assert host_status["Gid"].split() == [str(user.subid_start + 999)] * 4
+        inside = user.run([pyrunc, "exec", "rl-user", "sh", "-c", "id -u; id -g"], check=True)
+        assert inside.stdout.split() == ["1000", "1000"]
+    finally:
+        user.run([pyrunc, "delete", "--force", "rl-user"])
+
+
+def one_line_failure(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_rootless_multi_range_without_a_subuid_entry_says_so(user: RootlessUser) -> None:
+    bundle = user.bundle("bb", ["true"])
+    user.write_config(bundle, multi_range_config(user, bundle, "true"))
+    user.remove_subids()
+    line = one_line_failure(user.run([system_pyrunc(), "run", "--bundle", str(bundle),
+                                      "rl-nosub"]))
+    assert line.startswith("pyrunc: ") and "newuidmap" in line
+    assert f"/etc/subuid has no entry for {user.name}" in line
+    assert "usermod --add-subuids" in line
+    assert list((user.runtime_dir / "pyrunc").iterdir()) == []
+
+
+def test_rootless_map_outside_the_subuid_range_names_the_range(user: RootlessUser) -> None:
+    bundle = user.bundle("bb", ["true"])
+    config = multi_range_config(user, bundle, "true")
+    outside = user.subid_start + SUBID_COUNT   # just past the user's range
+    config["linux"]["uidMappings"][1] = {"containerID": 1, "hostID": outside, "size": 10}
+    user.write_config(bundle, config)
+    line = one_line_failure(user.run([system_pyrunc(), "run", "--bundle", str(bundle),
+                                      "rl-outside"]))
+    assert f"host uids {outside}-{outside + 9} (container 1) are outside" in line
+    assert f"({user.subid_start}-{user.subid_start + SUBID_COUNT - 1})" in line
+    assert list((user.runtime_dir / "pyrunc").iterdir()) == []
+
+
+def test_rootless_multi_range_without_newuidmap_says_what_to_install(
+        user: RootlessUser) -> None:
+    bundle = user.bundle("bb", ["true"])
+    user.write_config(bundle, multi_range_config(user, bundle, "true"))
+    # A PATH on which no newuidmap can be found (pyrunc looks it up there, as runc does).
+    bin_dir = user.home / "bin"
+    bin_dir.mkdir()
+    os.chown(bin_dir, user.uid, user.gid)
+    line = one_line_failure(user.run(
+        [system_pyrunc(), "run", "--bundle", str(bundle), "rl-notool"],
+        env=user.env(PATH=str(bin_dir))))
+    assert "EPERM" in line and "newuidmap" in line and "uidmap package" in line
     assert list((user.runtime_dir / "pyrunc").iterdir()) == []
