@@ -99,6 +99,36 @@ def format_id_map(mappings: tuple[IDMapping, ...]) -> str:
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
 
 
+def create_user_namespace() -> None:
+    """unshare(CLONE_NEWUSER), saying what to change when the host does not allow it.
+
+    ENOSPC is the per-user-namespace limit user.max_user_namespaces (0 disables user namespaces
+    for everyone below that namespace); EPERM for an unprivileged caller is a distribution or LSM
+    switch (Debian's kernel.unprivileged_userns_clone, Ubuntu's AppArmor restriction).
+    """
+    try:
+        syscalls.unshare(CLONE_NEWUSER, step="create user namespace")
+    except syscalls.KernelError as exc:
+        hint = ""
+        if exc.errno == errno.ENOSPC:
+            limit = _read_sysctl("/proc/sys/user/max_user_namespaces")
+            hint = (f"user.max_user_namespaces is {limit} in pyrunc's user namespace"
+                    + (": user namespaces are disabled there" if limit == "0" else
+                       ": no more may be created") + " (raise it with sysctl)")
+        elif exc.errno == errno.EPERM and os.geteuid() != 0:
+            hint = ("unprivileged user namespaces are not allowed on this host (check "
+                    "kernel.unprivileged_userns_clone or the LSM's user namespace restriction)")
+        raise syscalls.KernelError(exc.errno or 0, exc.step, hint=hint) from None
+
+
+def _read_sysctl(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
 def write_id_maps(pid: int, linux: Linux) -> None:
     """From the parent: give the child's new user namespace its uid and gid maps.
 

@@ -255,3 +255,22 @@ def test_rootless_multi_range_without_newuidmap_says_what_to_install(
         env=user.env(PATH=str(bin_dir))))
     assert "EPERM" in line and "newuidmap" in line and "uidmap package" in line
     assert list((user.runtime_dir / "pyrunc").iterdir()) == []
+
+
+def test_rootless_user_namespaces_disabled_by_sysctl_say_so(user: RootlessUser) -> None:
+    """user.max_user_namespaces is per user namespace: set to 0 inside one of the user's own
+    (never on the host), the pyrunc started in it may create no user namespace."""
+    bundle = user.bundle("bb", ["true"])
+    config = json.loads((bundle / "config.json").read_text())
+    for key in ("uidMappings", "gidMappings"):   # the user is 0 in the namespace pyrunc runs in
+        config["linux"][key] = [{"containerID": 0, "hostID": 0, "size": 1}]
+    user.write_config(bundle, config)
+    script = (f"echo 0 > /proc/sys/user/max_user_namespaces && "
+              f"exec {system_pyrunc()} run --bundle {bundle} rl-nouserns")
+    line = one_line_failure(user.run(["unshare", "--user", "--map-root-user", "sh", "-c",
+                                      script]))
+    assert line.startswith("pyrunc: create user namespace: ENOSPC"), line
+    assert "user.max_user_namespaces is 0" in line and "sysctl" in line
+    assert list((user.runtime_dir / "pyrunc").iterdir()) == []
+    # The host's limit is untouched.
+    assert Path("/proc/sys/user/max_user_namespaces").read_text().strip() != "0"
