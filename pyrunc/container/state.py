@@ -98,6 +98,16 @@ class ContainerState:
         return cls(**{k: v for k, v in d.items() if k in cls.FIELDS})
 
 
+def _keep_in_runtime_dir(root: str) -> None:
+    """A state root directly in $XDG_RUNTIME_DIR gets the sticky bit, as runc gives its own:
+    the XDG base directory rules let the session manager prune files there that lack it."""
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir and os.path.dirname(os.path.abspath(root)) == os.path.abspath(runtime_dir):
+        mode = os.stat(root).st_mode
+        if not mode & 0o1000:
+            os.chmod(root, (mode & 0o777) | 0o1000)
+
+
 def _state_dir_refused(exc: OSError) -> str:
     """One line for a state directory that cannot be made, with the fix an unprivileged user
     needs (runc's default root, /run/<name>, is root's)."""
@@ -129,6 +139,7 @@ class StateDir:
         """Create the directory for a new container; fails if the id is taken."""
         try:
             os.makedirs(self.root, mode=0o700, exist_ok=True)
+            _keep_in_runtime_dir(self.root)
             os.mkdir(self.path, 0o711)
         except FileExistsError:
             raise ContainerError("container with given ID already exists") from None

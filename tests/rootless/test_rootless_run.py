@@ -70,6 +70,7 @@ def test_rootless_run_maps_the_user_to_root_in_the_container(user: RootlessUser)
     state_root = user.runtime_dir / "pyrunc"
     assert state_root.is_dir() and list(state_root.iterdir()) == []
     assert state_root.stat().st_uid == user.uid
+    assert state_root.stat().st_mode & 0o7777 == 0o1700   # sticky, as runc's: never pruned
 
 
 def test_rootless_detached_container_lifecycle(user: RootlessUser) -> None:
