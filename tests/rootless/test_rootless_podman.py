@@ -12,6 +12,7 @@ registry. Everything (podman's pause process and slirp4netns included) goes with
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -27,6 +28,7 @@ pytestmark = [needs_root, pytest.mark.integration,
               pytest.mark.skipif(shutil.which("podman") is None, reason="podman not installed")]
 
 IMAGE = "localhost/pyrunc-rootless-busybox:latest"
+FUSE_OVERLAYFS = "/usr/bin/fuse-overlayfs"
 #: sh as PID 1 ignores SIGTERM without a handler: this one makes `podman stop` graceful.
 SERVE = "trap 'exit 0' TERM; while :; do sleep 1; done"
 
@@ -34,13 +36,18 @@ SERVE = "trap 'exit 0' TERM; while :; do sleep 1; done"
 class RootlessPodman:
     """podman as `user`, with storage and configuration of its own under the user's home."""
 
-    def __init__(self, user: RootlessUser) -> None:
+    def __init__(self, user: RootlessUser, driver: str = "vfs") -> None:
         self.user = user
+        self.driver = driver
         base = user.home / "podman"
         base.mkdir()
         storage_conf = base / "storage.conf"
-        storage_conf.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{base}/runroot"\n'
-                                f'graphroot = "{base}/storage"\n')
+        storage = "vfs" if driver == "vfs" else "overlay"
+        text = (f'[storage]\ndriver = "{storage}"\nrunroot = "{base}/runroot"\n'
+                f'graphroot = "{base}/storage"\n')
+        if driver == "fuse-overlayfs":
+            text += f'\n[storage.options.overlay]\nmount_program = "{FUSE_OVERLAYFS}"\n'
+        storage_conf.write_text(text)
         containers_conf = base / "containers.conf"
         containers_conf.write_text(
             '[containers]\nlog_driver = "k8s-file"\n\n'
@@ -49,9 +56,12 @@ class RootlessPodman:
         self.env = user.env(CONTAINERS_STORAGE_CONF=str(storage_conf),
                             CONTAINERS_CONF=str(containers_conf))
         self.global_args = ["--root", f"{base}/storage", "--runroot", f"{base}/runroot",
-                            "--tmpdir", f"{base}/tmp", "--storage-driver", "vfs",
+                            "--tmpdir", f"{base}/tmp", "--storage-driver", storage,
                             "--cgroup-manager", "cgroupfs", "--events-backend", "file",
                             "--runtime", system_pyrunc()]
+        if driver == "fuse-overlayfs":
+            # With --storage-driver on the command line podman drops storage.conf's options.
+            self.global_args += ["--storage-opt", f"overlay.mount_program={FUSE_OVERLAYFS}"]
         self.base = base
         subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", str(base)], check=True)
 
@@ -59,6 +69,12 @@ class RootlessPodman:
                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return self.user.run(["podman", *self.global_args, *args], env=self.env,
                              timeout=timeout, check=check)
+
+    def root_fstype_vfs(self) -> str:
+        """A vfs container's root is a bind of a directory: the filesystem of the user's home."""
+        out = subprocess.run(["stat", "-f", "-c", "%T", str(self.base)], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        return {"ext2/ext3": "ext4"}.get(out, out)
 
     def import_busybox(self) -> None:
         bundle = self.base / "bundle"
@@ -74,10 +90,14 @@ class RootlessPodman:
         archive.unlink()
 
 
-@pytest.fixture
-def podman() -> Iterator[RootlessPodman]:
+@pytest.fixture(params=["vfs", "fuse-overlayfs"])
+def podman(request: pytest.FixtureRequest) -> Iterator[RootlessPodman]:
+    """Rootless podman on vfs storage (plain copies) and on overlay storage mounted by
+    fuse-overlayfs (what rootless podman used before the kernel allowed overlay in a userns)."""
+    if request.param == "fuse-overlayfs" and not os.path.exists(FUSE_OVERLAYFS):
+        pytest.skip("fuse-overlayfs is not installed")
     user = RootlessUser()
-    engine = RootlessPodman(user)
+    engine = RootlessPodman(user, request.param)
     try:
         yield engine
     finally:
@@ -123,6 +143,12 @@ def test_rootless_podman_exec_stop_rm_with_pyrunc(podman: RootlessPodman) -> Non
         [row[1:] for row in uid_map_rows("\n".join(inside.splitlines()[1:3]))]
     if network == "slirp4netns":
         assert "10.0.2.100/24" in inside, inside
+    # The container's root is the storage driver's: a fuse-overlayfs mount, or a plain vfs copy.
+    mountinfo = podman("exec", container, "cat", "/proc/self/mountinfo").stdout
+    root_fstype = next(line.split(" - ")[1].split()[0] for line in mountinfo.splitlines()
+                       if line.split()[4] == "/")
+    assert root_fstype == ("fuse.fuse-overlayfs" if podman.driver == "fuse-overlayfs"
+                           else podman.root_fstype_vfs()), mountinfo
     # Processes of the container run as the user's ids on the host, never as root.
     host_pid = info["State"]["Pid"]
     status = Path(f"/proc/{host_pid}/status").read_text()
