@@ -65,9 +65,11 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
-def explain_refusal(map_name: str, mappings: tuple[IDMapping, ...], own_id: int) -> str:
+def explain_refusal(map_name: str, mappings: tuple[IDMapping, ...], own_id: int,
+                    subid_file: str | None = None) -> str:
     """Why the helper refused this map, in terms of /etc/subuid or /etc/subgid."""
-    _, subid_file, what = TOOLS[map_name]
+    _, default_file, what = TOOLS[map_name]
+    subid_file = subid_file or default_file
     uid = os.getuid()
     user = _user_name(uid)
     ranges = subordinate_ranges(subid_file, user, uid)

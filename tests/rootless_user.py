@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +141,17 @@ class RootlessUser:
         return {k: v for k, v in env.items() if v != ""}
 
     def run(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
-        """Run argv as the user: its uid, gid and groups, no capabilities, its environment."""
-        command = [shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
-                   "--inh-caps=-all", "--", *argv]
+            timeout: float = 60, check: bool = False,
+            wrap: Callable[[list[str]], list[str]] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        """Run argv as the user: its uid, gid and groups, no capabilities, its environment.
+
+        `wrap` turns the whole command (which starts as root, then drops to the user) into
+        another one, e.g. to place it in a cgroup first."""
+        command = [shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}",
+                   f"--regid={self.gid}", "--init-groups", "--inh-caps=-all", "--", *argv]
+        if wrap is not None:
+            command = wrap(command)
         # Files, not pipes: a detached container inherits pyrunc's stdio (as with runc), and a
         # pipe would see no EOF until the container exits.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
