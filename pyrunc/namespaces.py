@@ -116,8 +116,9 @@ def create_user_namespace() -> None:
                     + (": user namespaces are disabled there" if limit == "0" else
                        ": no more may be created") + " (raise it with sysctl)")
         elif exc.errno == errno.EPERM and os.geteuid() != 0:
-            hint = ("unprivileged user namespaces are not allowed on this host (check "
-                    "kernel.unprivileged_userns_clone or the LSM's user namespace restriction)")
+            hint = ("unprivileged user namespaces are not allowed here (check "
+                    "kernel.unprivileged_userns_clone, the LSM's user namespace restriction, "
+                    "or whether pyrunc runs in a chroot)")
         raise syscalls.KernelError(exc.errno or 0, exc.step, hint=hint) from None
 
 
