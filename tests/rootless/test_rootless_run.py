@@ -275,3 +275,15 @@ def test_rootless_user_namespaces_disabled_by_sysctl_say_so(user: RootlessUser) 
     assert list((user.runtime_dir / "pyrunc").iterdir()) == []
     # The host's limit is untouched.
     assert Path("/proc/sys/user/max_user_namespaces").read_text().strip() != "0"
+
+
+def test_every_user_install_explains_a_bad_config_with_its_own_schemas(
+        user: RootlessUser) -> None:
+    """A normal install has no checkout beside it: the schemas ship in <prefix>/share/pyrunc."""
+    bundle = user.bundle("bb", ["true"])
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["cwd"] = 5
+    user.write_config(bundle, config)
+    line = one_line_failure(user.run([system_pyrunc(), "run", "--bundle", str(bundle), "rl-bad"]))
+    assert line == ("pyrunc: config.json: /process/cwd: expected string, got integer 5 "
+                    "(see runtime-spec config.md#process)")
