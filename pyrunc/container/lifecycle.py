@@ -392,11 +392,16 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
     validate_id(container_id)
     state_dir = StateDir(root, container_id)
     state = state_dir.load()
-    if all_processes:
+    if all_processes and state.cgroup_paths:
         from pyrunc.cgroups import load_manager
 
         load_manager(state.cgroup_paths).kill_all(sig)
         return
+    if not state.cgroup_paths and (all_processes or sig == signal.SIGKILL) \
+            and not _has_private_pid_namespace(state):
+        # A rootless container without a cgroup: only its init can be found (runc's fallback).
+        log.warning("the container has no cgroup (rootless, none delegated): only its init is "
+                    "signalled, processes it started may be left")
     if sig == signal.SIGKILL and not _has_private_pid_namespace(state) and state.cgroup_paths:
         # runc >= 1.2: without a PID namespace of its own, killing the init would leave the
         # processes it started running; SIGKILL goes to the whole cgroup (thawed afterwards).

@@ -90,7 +90,8 @@ def test_rootless_detached_container_lifecycle(user: RootlessUser) -> None:
                             "id -u; cat /proc/self/uid_map"], check=True)
     assert exec_result.stdout.split() == ["0", "0", str(user.uid), "1"]
 
-    user.run([pyrunc, "kill", "rl-detached", "KILL"], check=True)
+    # No cgroup to walk: --all signals the init, whose death ends its PID namespace.
+    user.run([pyrunc, "kill", "--all", "rl-detached", "KILL"], check=True)
     for _ in range(100):
         state = json.loads(user.run([pyrunc, "state", "rl-detached"], check=True).stdout)
         if state["status"] == "stopped":
