@@ -9,8 +9,11 @@ script boots the host's own kernel under qemu and runs a command there:
 * the initramfs holds a static busybox, the kernel modules for virtio and 9p, and an /init script;
   it is built once per kernel (and per version of this script) and cached outside the repository,
   in ``$PYRUNC_VM_CACHE``, else ``$XDG_CACHE_HOME/pyrunc-vm``, else ``/var/tmp/pyrunc-vm``;
-* the guest mounts the host's ``/`` read-only over 9p and chroots into it, so the command sees the
-  host's Python, virtual environment and repository exactly as they are; nothing there is written;
+* the guest mounts the host's ``/`` read-only over 9p and, in a mount namespace of the job's own,
+  moves that over ``/`` and chroots to it (as switch_root does), so the command sees the host's
+  Python, virtual environment and repository exactly as they are, and nothing there is written;
+  its root is its mount namespace's root, which the kernel requires of an unprivileged process
+  that creates a user namespace (a plain chroot gets EPERM);
 * /run, /tmp, /var/tmp and /root are fresh tmpfs, /proc, /sys and /dev are the guest's own, and
   cgroup2 is mounted at /sys/fs/cgroup (with ``nsdelegate``, as systemd mounts it) with every
   controller enabled in the root's cgroup.subtree_control; the command runs in the child cgroup
@@ -53,7 +56,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 #: Bump when the initramfs layout or /init changes, so cached images are rebuilt.
-IMAGE_FORMAT = 1
+IMAGE_FORMAT = 2
 
 #: Modules the guest needs, loaded in this order after their dependencies (from modules.dep).
 WANTED_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
@@ -109,7 +112,8 @@ T=$(cat /job/token)
 echo "@@pyrunc-vm-begin $T@@"
 env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb \
     LANG=C.UTF-8 PY_COLORS=0 NO_COLOR=1 PYTHONDONTWRITEBYTECODE=1 PYRUNC_VM=1 \
-    chroot $R /bin/sh /run/pyrunc-vm/job.sh < /dev/null 2>&1
+    unshare -m /bin/sh -c 'cd "$0" && mount --move . / && exec chroot . /bin/sh /run/pyrunc-vm/job.sh' \
+    $R < /dev/null 2>&1
 rc=$?
 echo "@@pyrunc-vm-exit $T $rc@@"
 reboot -f

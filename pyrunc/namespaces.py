@@ -13,6 +13,7 @@ The order matters and is the kernel's, not ours:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -98,28 +99,68 @@ def format_id_map(mappings: tuple[IDMapping, ...]) -> str:
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
 
 
+def create_user_namespace() -> None:
+    """unshare(CLONE_NEWUSER), saying what to change when the host does not allow it.
+
+    ENOSPC is the per-user-namespace limit user.max_user_namespaces (0 disables user namespaces
+    for everyone below that namespace); EPERM for an unprivileged caller is a distribution or LSM
+    switch (Debian's kernel.unprivileged_userns_clone, Ubuntu's AppArmor restriction).
+    """
+    try:
+        syscalls.unshare(CLONE_NEWUSER, step="create user namespace")
+    except syscalls.KernelError as exc:
+        hint = ""
+        if exc.errno == errno.ENOSPC:
+            limit = _read_sysctl("/proc/sys/user/max_user_namespaces")
+            hint = (f"user.max_user_namespaces is {limit} in pyrunc's user namespace"
+                    + (": user namespaces are disabled there" if limit == "0" else
+                       ": no more may be created") + " (raise it with sysctl)")
+        elif exc.errno == errno.EPERM and os.geteuid() != 0:
+            hint = ("unprivileged user namespaces are not allowed here (check "
+                    "kernel.unprivileged_userns_clone, the LSM's user namespace restriction, "
+                    "or whether pyrunc runs in a chroot)")
+        raise syscalls.KernelError(exc.errno or 0, exc.step, hint=hint) from None
+
+
+def _read_sysctl(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
 def write_id_maps(pid: int, linux: Linux) -> None:
     """From the parent: give the child's new user namespace its uid and gid maps.
 
     A parent without CAP_SETGID over its own user namespace (a rootless runtime) may write a
     gid_map only once setgroups(2) is denied in the child's namespace: the kernel's rule that
-    stops an unprivileged user from dropping groups that deny it access.
+    stops an unprivileged user from dropping groups that deny it access. runc denies it only
+    for the single map of the caller's own gid; any other map goes through newgidmap, which
+    needs setgroups left as it is. A map the kernel refuses (EPERM) is handed to
+    newuidmap/newgidmap (`pyrunc.subid`), as runc does.
     """
-    if not _can_setgid():
+    from pyrunc import subid
+
+    if not _can_setgid() and subid.is_own_single_map(linux.gid_mappings, os.getegid()):
         path = f"/proc/{pid}/setgroups"
         try:
             with trace.span("setgroups write", file=path, value="deny"), open(path, "w") as f:
                 f.write("deny")
         except OSError as exc:
             raise syscalls.KernelError(exc.errno or 0, f"write deny to {path}", path) from None
-    for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+    for name, mappings, own in (("uid_map", linux.uid_mappings, os.geteuid()),
+                                ("gid_map", linux.gid_mappings, os.getegid())):
         path = f"/proc/{pid}/{name}"
         try:
             with trace.span("id map write", file=path, map=format_id_map(mappings).strip()), \
                     open(path, "w") as f:
                 f.write(format_id_map(mappings))
         except OSError as exc:
-            raise syscalls.KernelError(exc.errno or 0, f"write {path}", path) from None
+            if exc.errno != errno.EPERM:
+                raise syscalls.KernelError(exc.errno or 0, f"write {path}", path) from None
+            with trace.span("id map helper", file=path, tool=subid.TOOLS[name][0]):
+                subid.write_with_helper(pid, name, mappings, own)
 
 
 def _can_setgid() -> bool:

@@ -92,6 +92,21 @@ class CgroupManager(Protocol):
         """Remove the container's cgroup directories (and the empty ancestors this manager made)."""
 
 
+def is_permission_error(exc: BaseException) -> bool:
+    """runc's "ignorable" cgroup errors for a rootless runtime: EPERM, EACCES and EROFS (a
+    read-only cgroupfs is, to an unprivileged user, one more way of saying no)."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.EPERM, errno.EACCES, errno.EROFS)
+
+
+class NoCgroup:
+    """The cgroup of a rootless container that has none: joining it does nothing."""
+
+    def add_process(self, pid: int) -> None:
+        """Nothing to join: the process stays in its creator's cgroups."""
+
+
 def is_v2_host() -> bool:
     """True on a pure cgroup v2 host: cgroup2 mounted at /sys/fs/cgroup itself."""
     return os.path.exists(os.path.join(V2_ROOT, "cgroup.controllers"))
@@ -132,5 +147,5 @@ def load_manager(paths: dict[str, str]) -> CgroupManager:
     return FsV1Manager(hierarchies, created)
 
 
-__all__ = ["CREATED_KEY", "UNIFIED", "CgroupError", "CgroupManager", "cgroup_manager",
-           "is_systemd_path", "is_v2_host", "load_manager"]
+__all__ = ["CREATED_KEY", "UNIFIED", "CgroupError", "CgroupManager", "NoCgroup", "cgroup_manager",
+           "is_permission_error", "is_systemd_path", "is_v2_host", "load_manager"]

@@ -288,12 +288,16 @@ class FsManagerBase:
 
     def create(self) -> None:
         created = list(self._created)
-        for d in self._unique_dirs():
-            made = make_dirs(d)
-            if made and made[0] != d:
-                created.append(made[0])
-            self._after_mkdir(d, made)
-        self._created = tuple(dict.fromkeys(created))
+        try:
+            for d in self._unique_dirs():
+                made = make_dirs(d)
+                if made and made[0] != d:
+                    created.append(made[0])
+                self._after_mkdir(d, made)
+        finally:
+            # Also after a failure half-way (a rootless mkdir refused in one hierarchy), so that
+            # destroy() removes exactly what was made before it.
+            self._created = tuple(dict.fromkeys(created))
 
     def _after_mkdir(self, directory: str, made: list[str]) -> None:
         """Hook for per-version setup of freshly made directories."""

@@ -75,10 +75,20 @@ class Context:
 
     @property
     def is_rootless(self) -> bool:
-        """runc's rule for --rootless=auto: rootless when not running as root."""
+        """runc's rule for --rootless=auto (cgroupfs driver): rootless when not running as
+        root, or as root of a user namespace other than the host's (podman's, for example)."""
         if self.rootless == "auto":
-            return os.geteuid() != 0
+            return os.geteuid() != 0 or in_user_namespace()
         return self.rootless == "true"
+
+
+def in_user_namespace() -> bool:
+    """True unless this process sees the initial user namespace's identity map of all ids."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
 
 
 def version_text() -> str:
@@ -125,11 +135,13 @@ def command_help(name: str, module: object) -> str:
 
 
 def default_root() -> str:
-    """runc's rule: /run/<name> for root; $XDG_RUNTIME_DIR/<name> for other users."""
-    if os.geteuid() != 0:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
-        if xdg:
-            return os.path.join(xdg, NAME)
+    """runc's rule: $XDG_RUNTIME_DIR/<name> for other users, and for root of a user namespace
+    whose $USER is not root (rootless podman); /run/<name> for the host's root, and for anyone
+    when XDG_RUNTIME_DIR is unset (an unprivileged user then has to pass --root)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and (os.geteuid() != 0
+                or (os.environ.get("USER", "") != "root" and in_user_namespace())):
+        return os.path.join(xdg, NAME)
     return f"/run/{NAME}"
 
 

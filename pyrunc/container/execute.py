@@ -135,9 +135,13 @@ class _TolerantCgroups:
         self.inner = inner
 
     def add_process(self, pid: int) -> None:
+        from pyrunc.cgroups import is_permission_error
+
         try:
             self.inner.add_process(pid)
-        except PermissionError as exc:
+        except OSError as exc:
+            if not is_permission_error(exc):
+                raise
             from pyrunc import log
 
             log.warning(f"rootless: not joining the container's cgroup: {exc}")

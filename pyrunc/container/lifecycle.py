@@ -116,17 +116,10 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
         _refuse_occupied_cgroup(cgroups)   # before the state owns it: cleanup must not touch it
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
-        no_cgroup = None
-        try:
-            cgroups.create()
-        except PermissionError as exc:
-            if not rootless:
-                raise
-            no_cgroup = exc
-            log.warning(f"rootless: not creating a cgroup: {exc}")
+        no_cgroup = _create_cgroup(cgroups, config, rootless)
         # Saved again now that it includes the parent directories create() made: a `delete
         # --force` after this create is killed must remove exactly those.
-        state.cgroup_paths = cgroups.paths()
+        state.cgroup_paths = {} if no_cgroup is not None else cgroups.paths()
         state_dir.save(state)
         if no_cgroup is None:
             _apply_device_rules(cgroups, config, rootless)
@@ -152,7 +145,10 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
                           preserve_fds=opts.preserve_fds,
                           close_in_child=[fd for fd in (state_dir.lock_fd,) if fd is not None],
                           rootless=rootless, fix_stdio_owner=not opts.foreground)
-        launch = Launch(spec, cgroups)
+        from pyrunc.cgroups import CgroupJoiner, NoCgroup
+
+        joiner: CgroupJoiner = NoCgroup() if no_cgroup is not None else cgroups
+        launch = Launch(spec, joiner)
 
         def record_init(pid: int) -> None:
             state.init_pid = pid
@@ -203,6 +199,34 @@ def _move_net_devices_in(state_dir: StateDir, state: ContainerState, net_devices
         state_dir.save(state)
 
     move_in(net_devices, pid, os.path.join(state_dir.path, PIN_NAME), record)
+
+
+def _create_cgroup(cgroups: CgroupManager, config: Config, rootless: bool) -> OSError | None:
+    """Make the container's cgroup; return the refusal when a rootless container goes without.
+
+    runc's rule: an unprivileged runtime that may not create (or write) the cgroup runs the
+    container without one, but only when config.json names no cgroupsPath; a path that was
+    asked for and refused is an error. What was made before the refusal is removed again.
+    """
+    from pyrunc.cgroups import is_permission_error
+
+    try:
+        cgroups.create()
+    except OSError as exc:
+        if not (rootless and is_permission_error(exc)):
+            raise
+        cgroups.destroy()
+        if config.linux.cgroups_path:
+            raise ContainerError(f"rootless: {exc}: an unprivileged user can use only a cgroup "
+                                 f"delegated to it; remove /linux/cgroupsPath to run without "
+                                 f"one") from None
+        log.debug(f"rootless: running without a cgroup: {exc}")
+        if not config.linux.creates("pid"):
+            # runc warns here too: without either, nothing finds every process it starts.
+            log.warning("rootless container with neither a cgroup nor a pid namespace of its "
+                        "own: kill --all and delete cannot reach all of its processes")
+        return exc
+    return None
 
 
 def _apply_device_rules(cgroups: CgroupManager, config: Config, rootless: bool) -> None:
@@ -368,11 +392,16 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
     validate_id(container_id)
     state_dir = StateDir(root, container_id)
     state = state_dir.load()
-    if all_processes:
+    if all_processes and state.cgroup_paths:
         from pyrunc.cgroups import load_manager
 
         load_manager(state.cgroup_paths).kill_all(sig)
         return
+    if not state.cgroup_paths and (all_processes or sig == signal.SIGKILL) \
+            and not _has_private_pid_namespace(state):
+        # A rootless container without a cgroup: only its init can be found (runc's fallback).
+        log.warning("the container has no cgroup (rootless, none delegated): only its init is "
+                    "signalled, processes it started may be left")
     if sig == signal.SIGKILL and not _has_private_pid_namespace(state) and state.cgroup_paths:
         # runc >= 1.2: without a PID namespace of its own, killing the init would leave the
         # processes it started running; SIGKILL goes to the whole cgroup (thawed afterwards).

@@ -98,6 +98,29 @@ class ContainerState:
         return cls(**{k: v for k, v in d.items() if k in cls.FIELDS})
 
 
+def _keep_in_runtime_dir(root: str) -> None:
+    """A state root directly in $XDG_RUNTIME_DIR gets the sticky bit, as runc gives its own:
+    the XDG base directory rules let the session manager prune files there that lack it."""
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir and os.path.dirname(os.path.abspath(root)) == os.path.abspath(runtime_dir):
+        mode = os.stat(root).st_mode
+        if not mode & 0o1000:
+            os.chmod(root, (mode & 0o777) | 0o1000)
+
+
+def _state_dir_refused(exc: OSError) -> str:
+    """One line for a state directory that cannot be made, with the fix an unprivileged user
+    needs (runc's default root, /run/<name>, is root's)."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    line = f"create state directory {exc.filename}: {name} ({exc.strerror})"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and os.geteuid() != 0:
+        line += ": not root, set XDG_RUNTIME_DIR (state goes to $XDG_RUNTIME_DIR/pyrunc) or " \
+                "pass --root DIR"
+    return line
+
+
 class StateDir:
     """One container's directory under the state root, with its lock."""
 
@@ -114,11 +137,14 @@ class StateDir:
 
     def reserve(self) -> None:
         """Create the directory for a new container; fails if the id is taken."""
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
         try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            _keep_in_runtime_dir(self.root)
             os.mkdir(self.path, 0o711)
         except FileExistsError:
             raise ContainerError("container with given ID already exists") from None
+        except OSError as exc:
+            raise ContainerError(_state_dir_refused(exc)) from None
 
     def lock(self) -> None:
         """Take the per-container lock (blocking). Raises ContainerNotFound if it vanished."""

@@ -52,13 +52,15 @@ class KernelError(OSError):
     `str()` gives one line: ``<step>: <ERRNO NAME> (<strerror>)``.
     """
 
-    def __init__(self, err: int, step: str, path: str | None = None) -> None:
+    def __init__(self, err: int, step: str, path: str | None = None, hint: str = "") -> None:
         super().__init__(err, os.strerror(err), path)
         self.step = step
+        self.hint = hint  # what to change, when the errno alone does not say it
 
     def __str__(self) -> str:
         name = errno.errorcode.get(self.errno or 0, f"errno {self.errno}")
-        return f"{self.step}: {name} ({self.strerror})"
+        text = f"{self.step}: {name} ({self.strerror})"
+        return f"{text}: {self.hint}" if self.hint else text
 
 
 def describe_oserror(exc: OSError, step: str) -> KernelError:

@@ -18,7 +18,6 @@ from typing import NoReturn
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import (
-    CLONE_NEWUSER,
     PR_SET_DUMPABLE,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
@@ -51,7 +50,7 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
             # Namespaces given by path belong to the host's (or another) user namespace: join
             # them while we still hold the host's capabilities, then create ours.
             namespaces.join_namespaces(ns_fds)
-            syscalls.unshare(CLONE_NEWUSER, step="create user namespace")
+            namespaces.create_user_namespace()
             rootless = os.geteuid() != 0
             if rootless:
                 # An unprivileged parent can write our /proc files (uid_map, setgroups) only

@@ -94,13 +94,7 @@ class Launch:
 
         log.debug("runtime: move the intermediate into the container's cgroup",
                   pid=self.intermediate_pid)
-        try:
-            self.cgroups.add_process(self.intermediate_pid)
-        except PermissionError as exc:
-            # --rootless: an unprivileged user may not own a cgroup; run without one.
-            if not self.spec.rootless:
-                raise
-            log.warning(f"rootless: not joining a cgroup: {exc}")
+        self.cgroups.add_process(self.intermediate_pid)
         chan.send(sync.CGROUP_JOINED)
         # The intermediate's INIT_PID and the init's own messages share the channel, so the
         # init may speak first; what it says waits until we know its pid (and so its mount

@@ -24,7 +24,7 @@ class LaunchSpec:
         self.listen_fds = listen_fds          # socket activation: fds 3..3+n-1 (LISTEN_FDS)
         self.preserve_fds = preserve_fds      # --preserve-fds: the next n fds, unchanged
         self.close_in_child = close_in_child or []   # runtime-only fds (the state lock, ...)
-        self.rootless = rootless              # cgroup permission errors are warnings
+        self.rootless = rootless              # --rootless (the cgroup is decided by create)
         # chown the inherited stdio to the process user; off for a foreground run, whose
         # stdio is the person's own terminal
         self.fix_stdio_owner = fix_stdio_owner

@@ -80,7 +80,9 @@ def make_rootless(config: dict[str, Any]) -> None:
     """Adapt a default config for a user without privileges (what `spec --rootless` writes)."""
     linux = config["linux"]
     linux.pop("resources", None)
-    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
+    # No network namespace (nothing could wire it up) and exactly one, new, user namespace.
+    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] not in ("network",
+                                                                                 "user")]
     linux["namespaces"].append({"type": "user"})
     linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
     linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
@@ -88,5 +90,7 @@ def make_rootless(config: dict[str, Any]) -> None:
         if mount["destination"] == "/sys":
             mount.update(type="none", source="/sys",
                          options=["rbind", "nosuid", "noexec", "nodev", "ro"])
-        if mount["type"] == "devpts":
-            mount["options"] = [o for o in mount["options"] if o != "gid=5"]
+        else:
+            # uid=/gid= name host ids (devpts' gid=5 is the tty group) that are not mapped.
+            mount["options"] = [o for o in mount.get("options", [])
+                                if not o.startswith(("uid=", "gid="))]

@@ -20,9 +20,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-#: The schemas live at the repository root; the package is installed editable.
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.realpath(__file__)))), "schemas")  # a str: pathlib costs milliseconds to import
+def _schema_dir() -> str:
+    """The schemas at the repository root (an editable install), or where a normal install put
+    them (`share/pyrunc/schemas` under the environment's prefix, pyproject's data-files)."""
+    import sys
+
+    in_checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.realpath(__file__)))), "schemas")  # a str: pathlib costs milliseconds to import
+    installed = os.path.join(sys.prefix, "share", "pyrunc", "schemas")
+    if not os.path.isdir(in_checkout) and os.path.isdir(installed):
+        return installed
+    return in_checkout
+
+
+SCHEMA_DIR = _schema_dir()
 CONFIG_SCHEMA = "config-schema.json"
 
 _DEFAULT_SECTION = "config.md"

@@ -23,9 +23,9 @@ from vm import run_in_vm, vm_available
 
 #: The v2-only test files the lane runs in the guest.
 LANE_FILES = ("test_v2_host.py", "test_v2_devices.py", "test_v2_commands.py", "test_v2_limits.py",
-              "test_v2_doctor.py")
+              "test_v2_doctor.py", "test_v2_rootless.py")
 #: The tests in LANE_FILES; the lane fails if fewer pass (or xfail as expected).
-MIN_TESTS = 29
+MIN_TESTS = 32
 TIMEOUT = 600.0
 
 

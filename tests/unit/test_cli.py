@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,8 +55,18 @@ def test_spec_rootless_adds_a_user_namespace_with_the_callers_ids(tmp_path):
     assert run("spec", "--rootless", "-b", str(tmp_path)).returncode == 0
     config = json.loads((tmp_path / "config.json").read_text())
     types = [ns["type"] for ns in config["linux"]["namespaces"]]
-    assert "user" in types and "network" not in types
-    assert config["linux"]["uidMappings"][0]["size"] == 1
+    assert types.count("user") == 1 and "network" not in types
+    assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": os.geteuid(),
+                                               "size": 1}]
+    assert config["linux"]["gidMappings"] == [{"containerID": 0, "hostID": os.getegid(),
+                                               "size": 1}]
+    assert "resources" not in config["linux"]
+    # As runc's: no uid=/gid= mount option (host ids the namespace does not map), /sys a bind.
+    assert not [o for m in config["mounts"] for o in m.get("options", [])
+                if o.startswith(("uid=", "gid="))]
+    sys_mount = next(m for m in config["mounts"] if m["destination"] == "/sys")
+    assert sys_mount == {"destination": "/sys", "type": "none", "source": "/sys",
+                         "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
 
 
 def test_features_reports_what_is_implemented():
