@@ -88,11 +88,18 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
 
 
 def _write_oom_score_adj(value: int) -> None:
+    """Through a procfs handle of this process's own, as every /proc write of the runtime."""
+    from pyrunc.linux import procfs
+
+    step = f"set oom_score_adj to {value}"
     try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(value))
+        handle = procfs.open_procfs()
     except OSError as exc:
-        raise syscalls.KernelError(exc.errno or 0, f"set oom_score_adj to {value}") from None
+        raise syscalls.describe_oserror(exc, step) from None
+    try:
+        procfs.write_file(handle, "self/oom_score_adj", str(value).encode(), step)
+    finally:
+        os.close(handle)
 
 
 # --- the init process --------------------------------------------------------------------------
