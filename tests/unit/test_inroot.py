@@ -46,7 +46,8 @@ def test_absolute_and_climbing_symlinks_resolve_inside_the_root(tree, mode):
     root, outside, fd = tree
     (root / str(outside).lstrip("/")).mkdir(parents=True)
     assert _where(inroot.open_in_root(fd, "/abs")) == str(root / str(outside).lstrip("/"))
-    for path in ("/etclink/hosts", "/../../etc/hosts", "/etc/../../etc/hosts", "etc/./../etc/hosts"):
+    for path in ("/etclink/hosts", "/../../etc/hosts", "/etc/../../etc/hosts",
+                 "etc/./../etc/hosts"):
         opened = inroot.open_in_root(fd, path, os.O_RDONLY)
         with os.fdopen(opened) as f:
             assert f.read() == "inside\n", path
