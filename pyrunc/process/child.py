@@ -293,7 +293,7 @@ def _setup_terminal(spec: LaunchSpec, process: Process) -> None:
     from pyrunc import rootfs
 
     if rootfs.has_mount_namespace(spec.config):   # else the mount would land in the host's
-        terminal.bind_console(slave_path)
+        terminal.bind_console(slave_path, slave_fd=slave)
     terminal.become_terminal_owner(slave)
 
 

@@ -240,3 +240,33 @@ def test_cve_2025_52565_dev_console_swapped_for_a_symlink_is_never_mounted_throu
     assert not through, f"the console was bound through the symlink: {through}"
     assert all("done" in r.output for r in ok), [r.output for r in ok]
     assert not _one_line_failures(results), _one_line_failures(results)
+
+
+def test_cve_2025_52565_a_fake_proc_never_redirects_the_console_bind(runtime, bundle, tmp_path):
+    """No procfs is mounted and the image's /proc/self/fd/N are symlinks to a decoy: binding the
+    console "through /proc/self/fd/N" would follow the image's link and cover the decoy. The
+    bind is made from the pty's fd onto /dev/console's fd, through no path at all."""
+    def edit(config: dict) -> None:
+        config["root"]["readonly"] = False
+        config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/proc"]
+        config["linux"]["maskedPaths"] = []
+        config["linux"]["readonlyPaths"] = []
+
+    b = bundle("sh", "-c", "grep -qs decoy /proc/self/mountinfo; "
+                           "[ -c /etc/decoy ] && echo DECOY-COVERED; "
+                           "[ -c /dev/console ] && echo console-is-a-tty; echo done",
+               tty=True, edit=edit)
+    rootfs = b / "rootfs"
+    decoy = rootfs / "etc/decoy"
+    decoy.write_text("decoy\n")
+    fake_fd = rootfs / "proc/self/fd"
+    fake_fd.mkdir(parents=True)
+    for n in range(256):
+        (fake_fd / str(n)).symlink_to("/etc/decoy")
+    sock_dir = tmp_path / "sock"
+    sock_dir.mkdir()
+    result = _run_with_console(runtime, b, "fakeproc", sock_dir)
+    assert decoy.read_text() == "decoy\n"
+    assert "DECOY-COVERED" not in result.output, result
+    assert result.returncode == 0, result.stderr
+    assert "console-is-a-tty" in result.output and "done" in result.output, result.output
