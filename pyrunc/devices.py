@@ -1,8 +1,8 @@
 """The container's /dev: device nodes, the standard symlinks and /dev/ptmx.
 
-Runs in the container's init before pivot_root, with paths inside the rootfs resolved by
-`pyrunc.rootfs.secure_join` so that a symlink planted in the image cannot redirect a node outside
-it.
+Runs in the container's init before pivot_root. Nothing is made by path string: each node's
+directory is opened inside the rootfs (pyrunc.linux.inroot, so a symlink planted in the image
+cannot lead outside it), and the node is made with mknodat/symlinkat on that fd.
 
 Inside a user namespace the kernel refuses mknod(2) for devices, so each node is then an empty file
 with the host's device bind-mounted onto it: same device, same permissions as on the host.
@@ -16,6 +16,7 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 
+from pyrunc.linux import inroot
 from pyrunc.linux.consts import MS_BIND
 from pyrunc.linux.syscalls import KernelError, describe_oserror, mount
 from pyrunc.spec.model import Config, Device
@@ -53,83 +54,129 @@ def in_user_namespace(config: Config) -> bool:
     return config.linux.namespace("user") is not None
 
 
-def create_devices(rootfs: str, devices: Iterable[Device], *, bind: bool) -> None:
-    """Create every device node under `rootfs` (with umask 0, so that fileMode is exact)."""
+def populate_dev(root_fd: int, devices: Iterable[Device], *, bind: bool) -> None:
+    """The device nodes, the standard /dev symlinks and /dev/ptmx, in the root `root_fd`."""
+    create_devices(root_fd, devices, bind=bind)
+    dev_fd = _dir_in_root(root_fd, "/dev")
+    try:
+        create_dev_symlinks(dev_fd)
+        setup_ptmx(dev_fd)
+    finally:
+        os.close(dev_fd)
+
+
+def create_devices(root_fd: int, devices: Iterable[Device], *, bind: bool) -> None:
+    """Create every device node inside the root `root_fd` (with umask 0, so that fileMode is
+    exact)."""
     old_umask = os.umask(0)
     try:
         for dev in devices:
-            create_device(_join(rootfs, dev.path), dev, bind=bind)
+            parent, name = os.path.split(os.path.normpath("/" + dev.path))
+            dir_fd = _dir_in_root(root_fd, parent)
+            try:
+                create_device(dir_fd, name, dev, bind=bind)
+            finally:
+                os.close(dir_fd)
     finally:
         os.umask(old_umask)
 
 
-def create_device(dest: str, dev: Device, *, bind: bool) -> None:
-    """Make `dev` appear at `dest` (an already resolved host path inside the rootfs)."""
+def create_device(dir_fd: int, name: str, dev: Device, *, bind: bool) -> None:
+    """Make `dev` appear as `name` in the directory `dir_fd` (resolved inside the rootfs)."""
     if dev.type not in _FILE_TYPES:
         raise ValueError(f"device {dev.path}: unknown type {dev.type!r} (want c, b, u or p)")
-    _mkdir_parents(dest)
     if bind and dev.type != "p":
-        bind_host_device(dest, dev)
+        bind_host_device(dir_fd, name, dev)
         return
     try:
-        make_device_node(dest, dev)
+        make_device_node(dir_fd, name, dev)
     except KernelError as exc:
         if exc.errno == errno.EEXIST:
             return
         if exc.errno == errno.EPERM and dev.type != "p":
             # Not allowed to create device nodes here (e.g. a user namespace we did not expect).
-            bind_host_device(dest, dev)
+            bind_host_device(dir_fd, name, dev)
             return
         raise
 
 
-def make_device_node(dest: str, dev: Device) -> None:
-    """mknod(2) the node with the config's mode, then give it the config's owner."""
+def make_device_node(dir_fd: int, name: str, dev: Device) -> None:
+    """mknodat(2) the node with the config's mode, then give it the config's owner.
+
+    The owner and mode are set through an O_PATH fd of the node just made, checked to be that
+    node: a symlink swapped in after mknodat cannot turn the chown into one of another file.
+    """
     mode = _FILE_TYPES[dev.type] | _permission_bits(dev)
     rdev = 0 if dev.type == "p" else os.makedev(dev.major, dev.minor)
+    what = f"device {dev.path} ({dev.type} {dev.major}:{dev.minor})"
     try:
-        os.mknod(dest, mode, rdev)
+        os.mknod(name, mode, rdev, dir_fd=dir_fd)
     except OSError as exc:
-        raise describe_oserror(
-            exc, f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor})") from None
+        raise describe_oserror(exc, f"create {what}") from None
     try:
-        os.chown(dest, dev.uid or 0, dev.gid or 0)
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as exc:
-        raise describe_oserror(exc, f"chown device {dev.path}") from None
+        raise describe_oserror(exc, f"open {what}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_IFMT(st.st_mode) != _FILE_TYPES[dev.type] or st.st_rdev != rdev:
+            raise KernelError(errno.EEXIST, f"create {what}: replaced after it was made",
+                              dev.path)
+        os.chown(inroot.fd_path(fd), dev.uid or 0, dev.gid or 0)
+        os.chmod(inroot.fd_path(fd), _permission_bits(dev))
+    except KernelError:
+        raise
+    except OSError as exc:
+        raise describe_oserror(exc, f"chown/chmod {what}") from None
+    finally:
+        os.close(fd)
 
 
-def bind_host_device(dest: str, dev: Device) -> None:
-    """Bind-mount the host's node at `dev.path` onto an empty file at `dest`."""
-    if not os.path.lexists(dest):
-        try:
-            os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755))
-        except OSError as exc:
-            raise describe_oserror(exc, f"create mount point for device {dev.path}") from None
-    mount(dev.path, dest, None, MS_BIND, step=f"bind-mount host device {dev.path} onto {dest}")
+def bind_host_device(dir_fd: int, name: str, dev: Device) -> None:
+    """Bind-mount the host's node at `dev.path` onto an empty file `name` in `dir_fd`."""
+    try:
+        made = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                       | os.O_CLOEXEC, 0o755, dir_fd=dir_fd)
+        os.close(made)
+    except FileExistsError:
+        pass  # an existing node (the image's) is covered as it is
+    except OSError as exc:
+        raise describe_oserror(exc, f"create mount point for device {dev.path}") from None
+    try:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        raise describe_oserror(exc, f"open mount point for device {dev.path}") from None
+    try:
+        if stat.S_ISLNK(os.fstat(fd).st_mode):
+            raise KernelError(errno.ELOOP, f"bind-mount host device {dev.path}: the mount "
+                              "point is a symlink", dev.path)
+        mount(dev.path, inroot.fd_path(fd), None, MS_BIND,
+              step=f"bind-mount host device {dev.path} onto {dev.path}")
+    finally:
+        os.close(fd)
 
 
-def create_dev_symlinks(rootfs: str) -> None:
-    """/dev/fd, /dev/std{in,out,err} (and /dev/core when the host has /proc/kcore)."""
+def create_dev_symlinks(dev_fd: int) -> None:
+    """/dev/fd, /dev/std{in,out,err} (and /dev/core when the host has /proc/kcore), made with
+    symlinkat in the container's /dev (`dev_fd`)."""
     links = list(DEV_SYMLINKS)
     if os.path.exists("/proc/kcore"):
         links.append(("/dev/core", "/proc/kcore"))
     for link, target in links:
-        path = _join(rootfs, link)
         try:
-            os.symlink(target, path)
+            os.symlink(target, os.path.basename(link), dir_fd=dev_fd)
         except FileExistsError:
             continue
         except OSError as exc:
             raise describe_oserror(exc, f"create symlink {link} -> {target}") from None
 
 
-def setup_ptmx(rootfs: str) -> None:
+def setup_ptmx(dev_fd: int) -> None:
     """Make /dev/ptmx a symlink to pts/ptmx, so that ptys come from the container's own devpts."""
-    path = _join(rootfs, "/dev/ptmx")
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+        os.unlink("ptmx", dir_fd=dev_fd)
     try:
-        os.symlink("pts/ptmx", path)
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev_fd)
     except OSError as exc:
         raise describe_oserror(exc, "create symlink /dev/ptmx -> pts/ptmx") from None
 
@@ -166,19 +213,13 @@ def _stdio_fds() -> Iterator[int]:
         yield fd
 
 
-def _join(rootfs: str, path: str) -> str:
-    # rootfs.py imports this module, so its secure_join is looked up at call time.
-    from pyrunc.rootfs.resolve import secure_join
-
-    return secure_join(rootfs, path)
+def _dir_in_root(root_fd: int, path: str) -> int:
+    """The directory `path` inside the root (made if missing), as a verified O_PATH fd."""
+    try:
+        return inroot.mkdir_in_root(root_fd, path)
+    except OSError as exc:
+        raise describe_oserror(exc, f"create directory {path}") from None
 
 
 def _permission_bits(dev: Device) -> int:
     return 0o666 if dev.file_mode is None else dev.file_mode & 0o7777
-
-
-def _mkdir_parents(dest: str) -> None:
-    try:
-        os.makedirs(os.path.dirname(dest), 0o755, exist_ok=True)
-    except OSError as exc:
-        raise describe_oserror(exc, f"create directory for {dest}") from None

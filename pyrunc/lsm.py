@@ -15,8 +15,6 @@ label takes effect on the program and not on pyrunc):
 
 from __future__ import annotations
 
-import os
-
 #: Filesystems that accept an SELinux context= mount option.
 LABELLED_FILESYSTEMS = frozenset({"tmpfs", "devpts", "mqueue", "shm"})
 
@@ -84,23 +82,20 @@ def apply_exec_labels(procfs_fd: int, apparmor_profile: str | None,
 
 
 def _write_attr(procfs_fd: int, candidates: tuple[str, ...], value: bytes, step: str) -> None:
-    from pyrunc.linux.procfs import PROC_SUPER_MAGIC, fs_type
+    """Write the first of `candidates` that exists, through the procfs handle (see
+    pyrunc.linux.procfs.write_file: beneath the handle, no mount crossed, on procfs)."""
+    import errno
+
+    from pyrunc.linux.procfs import write_file
     from pyrunc.linux.syscalls import KernelError
 
     last: OSError | None = None
     for name in candidates:
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=procfs_fd)
-        except OSError as exc:
-            last = exc
-            continue
-        try:
-            if fs_type(fd) != PROC_SUPER_MAGIC:
-                raise KernelError(18, f"{step}: {name} is not on procfs", name)  # EXDEV
-            os.write(fd, value)
+            write_file(procfs_fd, name, value, f"{step} ({name})")
             return
         except OSError as exc:
-            raise KernelError(exc.errno or 0, f"{step} ({name})", name) from None
-        finally:
-            os.close(fd)
-    raise KernelError((last.errno if last else None) or 2, f"{step}: no attr file", None)
+            if exc.errno != errno.ENOENT:
+                raise
+            last = exc
+    raise KernelError((last.errno if last else None) or errno.ENOENT, f"{step}: no attr file")

@@ -52,7 +52,7 @@ ACTIONS: dict[str, tuple[int, bool, int]] = {
     "SCMP_ACT_TRACE": (_ACT_TRACE, True, 1),
     "SCMP_ACT_ALLOW": (_ACT_ALLOW, False, 1),
     "SCMP_ACT_LOG": (_ACT_LOG, False, 3),
-    "SCMP_ACT_NOTIFY": (_ACT_NOTIFY, False, 5),
+    "SCMP_ACT_NOTIFY": (_ACT_NOTIFY, False, 6),  # runc 1.5 wants API level 6 for notify
 }
 
 #: OCI operator name -> enum scmp_compare.
@@ -76,28 +76,22 @@ ARCHITECTURES: dict[str, str] = {
 
 # enum scmp_filter_attr
 _FLTATR_CTL_NNP = 3
-_FLTATR_CTL_TSYNC = 4
-_FLTATR_CTL_LOG = 6
-_FLTATR_CTL_SSB = 7
 _FLTATR_API_SYSRAWRC = 9
-_FLTATR_CTL_WAITKILL = 10
 
-#: OCI flag -> (filter attribute, the API level it needs).
-FLAGS: dict[str, tuple[int, int]] = {
-    "SECCOMP_FILTER_FLAG_TSYNC": (_FLTATR_CTL_TSYNC, 2),
-    "SECCOMP_FILTER_FLAG_LOG": (_FLTATR_CTL_LOG, 3),
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": (_FLTATR_CTL_SSB, 4),
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": (_FLTATR_CTL_WAITKILL, 7),
-}
-
-#: OCI flag -> the SECCOMP_FILTER_FLAG_* bit given to seccomp(2). TSYNC is accepted but, as in
-#: runc, not passed (the init has one thread); these numbers are what --debug logs.
+#: OCI flag -> the SECCOMP_FILTER_FLAG_* bit given to seccomp(2) (runc 1.5 knows the same four).
+#: TSYNC is accepted but, as in runc, not passed (the init has one thread); these numbers are
+#: what --debug logs. pyrunc loads the program itself, so whether a flag works is the kernel's
+#: answer alone (runc also asks libseccomp, whose 2.5 does not know WAIT_KILLABLE_RECV).
 KERNEL_FLAGS: dict[str, int] = {
     "SECCOMP_FILTER_FLAG_TSYNC": 0,
     "SECCOMP_FILTER_FLAG_LOG": 2,
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
 }
+
+#: SECCOMP_FILTER_FLAG_NEW_LISTENER: seccomp(2) returns a user-notification fd.
+_FILTER_FLAG_NEW_LISTENER = 1 << 3
+_WAIT_KILLABLE_RECV = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
 
 #: Default actions for which no -ENOSYS stub is added (runc: a good tracer handles new calls).
 _PERMISSIVE = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
@@ -195,16 +189,31 @@ def _resolve_arch(oci_name: str) -> int:
     return int(_library().seccomp_arch_resolve_name(token.encode()))
 
 
-def _supported_flags(level: int | None = None) -> list[str]:
-    level = api_level() if level is None else level
-    lib_version = version()
+def _supported_flags() -> list[str]:
+    """The flags this kernel accepts, each probed with seccomp(2) (nothing is loaded)."""
+    from pyrunc.linux.syscalls import seccomp_flags_available
+
     out = []
-    for name, (_attr, needs) in FLAGS.items():
-        if name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" and lib_version < (2, 6, 0):
+    for name, bit in KERNEL_FLAGS.items():
+        if bit == 0:
+            out.append(name)  # TSYNC: accepted, never passed
             continue
-        if level >= needs:
+        # WAIT_KILLABLE_RECV is only valid together with a listener.
+        if name == _WAIT_KILLABLE_RECV:
+            bit |= _FILTER_FLAG_NEW_LISTENER
+        if seccomp_flags_available(bit):
             out.append(name)
     return out
+
+
+def _supported_actions(level: int | None = None) -> list[str]:
+    """The actions both libseccomp (its API level) and the kernel (SECCOMP_GET_ACTION_AVAIL)
+    offer."""
+    from pyrunc.linux.syscalls import seccomp_action_available
+
+    level = api_level() if level is None else level
+    return [name for name, (value, _data, needs) in ACTIONS.items()
+            if level >= needs and seccomp_action_available(value)]
 
 
 # --- create-time validation -----------------------------------------------------------------------
@@ -246,11 +255,14 @@ def check_profile(profile: dict[str, Any]) -> None:
     if flags:
         supported = _supported_flags()
         for i, flag in enumerate(flags):
-            if flag not in FLAGS:
+            if flag not in KERNEL_FLAGS:
                 raise fail(f"/flags/{i}", f"unknown flag {_q(flag)}")
             if flag not in supported:
-                raise fail(f"/flags/{i}", f"flag {_q(flag)} is not supported by libseccomp "
-                           f"{'.'.join(map(str, version()))} on this kernel")
+                raise fail(f"/flags/{i}", f"flag {_q(flag)} is not supported by this kernel "
+                           f"({os.uname().release})")
+            if flag == _WAIT_KILLABLE_RECV and not uses_notify(profile):
+                raise fail(f"/flags/{i}", f"flag {_q(flag)} needs a rule with SCMP_ACT_NOTIFY "
+                           "(the kernel refuses it without a listener)")
 
     for i, rule in enumerate(profile.get("syscalls") or []):
         where = f"/syscalls/{i}"
@@ -263,6 +275,11 @@ def check_profile(profile: dict[str, Any]) -> None:
             if not isinstance(name, str) or not name:
                 raise fail(f"{where}/names/{j}", "must be a non-empty string")
         _check_action(rule.get("action"), f"{where}/action", fail, required=True)
+        if rule.get("action") == "SCMP_ACT_NOTIFY" and "write" in names:
+            # As runc: the runtime's own writes between loading the filter and execve would
+            # wait on an agent that has not been given the fd yet.
+            raise fail(f"{where}/names/{names.index('write')}",
+                       "SCMP_ACT_NOTIFY cannot be used for the write syscall")
         _check_errno_ret(rule.get("errnoRet"), f"{where}/errnoRet", fail)
         args = rule.get("args") or []
         if len(args) > _MAX_ARGS:
@@ -294,6 +311,20 @@ def _check_action(action: Any, pointer: str, fail: Any, *, required: bool) -> No
         return
     if action not in ACTIONS:
         raise fail(pointer, f"unknown action {_q(action)}")
+    if action not in _available_actions():
+        raise fail(pointer, f"action {_q(action)} is not supported by libseccomp "
+                   f"{'.'.join(map(str, version()))} (API level {api_level()}) on this kernel")
+
+
+_actions_seen: tuple[str, ...] | None = None
+
+
+def _available_actions() -> tuple[str, ...]:
+    """`_supported_actions`, asked once per process (a profile names an action many times)."""
+    global _actions_seen
+    if _actions_seen is None:
+        _actions_seen = tuple(_supported_actions())
+    return _actions_seen
 
 
 def _check_errno_ret(value: Any, pointer: str, fail: Any) -> None:
@@ -444,10 +475,6 @@ def build_filter(profile: dict[str, Any]) -> Filter:
             res = lib.seccomp_arch_add(ctx, token)
             if res < 0 and -res != errno.EEXIST:
                 _check(res, f"seccomp: add architecture {arch}")
-        for flag in profile.get("flags") or []:
-            attr, _level = FLAGS[flag]
-            _check(lib.seccomp_attr_set(ctx, attr, 1), f"seccomp: set flag {flag}")
-
         for i, rule in enumerate(profile.get("syscalls") or []):
             action = action_value(rule["action"], rule.get("errnoRet"))
             if action == default:
@@ -475,8 +502,6 @@ def uses_notify(profile: dict[str, Any]) -> bool:
     return any(rule.get("action") == "SCMP_ACT_NOTIFY" for rule in profile.get("syscalls") or [])
 
 
-#: SECCOMP_FILTER_FLAG_NEW_LISTENER: seccomp(2) returns a user-notification fd.
-_FILTER_FLAG_NEW_LISTENER = 1 << 3
 
 
 def send_to_listener(listener_path: str, listener_fd: int, state: dict[str, Any],
@@ -515,9 +540,9 @@ def features() -> dict[str, Any]:
         return {"enabled": False}
     return {
         "enabled": True,
-        "actions": [name for name, (_v, _d, needs) in ACTIONS.items() if level >= needs],
+        "actions": _supported_actions(level),
         "operators": list(OPERATORS),
         "archs": [name for name in ARCHITECTURES if _resolve_arch(name) != 0],
-        "knownFlags": list(FLAGS),
-        "supportedFlags": _supported_flags(level),
+        "knownFlags": list(KERNEL_FLAGS),
+        "supportedFlags": _supported_flags(),
     }

@@ -31,7 +31,9 @@ import time
 import tty
 from typing import Any
 
+from pyrunc.linux import mountapi
 from pyrunc.linux.consts import MS_BIND
+from pyrunc.linux.procfs import PROC_SUPER_MAGIC, fs_type
 from pyrunc.linux.syscalls import (
     TIOCGPTN,
     TIOCGPTPEER,
@@ -263,12 +265,15 @@ def get_window_size(fd: int) -> tuple[int, int]:
     return rows, cols
 
 
-def bind_console(slave_path: str, target: str = "/dev/console") -> None:
+def bind_console(slave_path: str, target: str = "/dev/console", *,
+                 slave_fd: int | None = None) -> None:
     """Bind-mount the pty slave over /dev/console so the container's console is its terminal.
 
     A bind mount needs an existing target, so an empty file is created when there is none. A symlink
     at the target is replaced: mount(2) follows symlinks, and one planted in the rootfs must not
-    redirect the bind onto a host path.
+    redirect the bind (the CVE-2025-52565 class). The bind goes from the slave's fd onto the
+    target's fd (open_tree + move_mount): not through /proc/self/fd/N either, since the
+    container's /proc may be the image's own files.
     """
     try:
         if os.path.islink(target):
@@ -278,19 +283,39 @@ def bind_console(slave_path: str, target: str = "/dev/console") -> None:
             os.close(os.open(target, flags, 0o600))
     except OSError as exc:
         raise describe_oserror(exc, f"create {target}") from None
-    # Mount onto exactly the file checked here, through its fd: a swap of the path between the
-    # check and the mount cannot redirect the bind (the CVE-2025-52565 class).
     try:
         fd = os.open(target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise describe_oserror(exc, f"open {target}") from None
+    step = f"bind {slave_path} on {target}"
     try:
         st = os.fstat(fd)
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
             raise KernelError(errno.EINVAL, f"bind the console: {target} is neither a file nor "
                               "a character device", target)
-        mount(slave_path, f"/proc/self/fd/{fd}", None, MS_BIND,
-              step=f"bind {slave_path} on {target}")
+        if slave_fd is not None:
+            try:
+                mountapi.bind_fd_onto_fd(slave_fd, fd, step)
+                return
+            except KernelError as exc:
+                if exc.errno != errno.ENOSYS:
+                    raise
+        # Kernels before 5.2: through the fd's magic link, once /proc is known to be procfs.
+        if not _is_procfs_dir("/proc/self/fd"):
+            raise KernelError(errno.EXDEV, f"{step}: /proc in the container is not procfs "
+                              "and the kernel has no open_tree", target)
+        mount(slave_path, f"/proc/self/fd/{fd}", None, MS_BIND, step=step)
+    finally:
+        os.close(fd)
+
+
+def _is_procfs_dir(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return fs_type(fd) == PROC_SUPER_MAGIC
     finally:
         os.close(fd)
 

@@ -33,7 +33,8 @@ RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
-__all__ = ["KernelError", "move_mount", "move_mount_to_fd", "open_tree", "openat2", "set_idmap"]
+__all__ = ["KernelError", "bind_fd_onto_fd", "move_mount", "move_mount_to_fd", "open_tree",
+           "openat2", "set_idmap"]
 
 
 def open_tree(path: str, flags: int = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC, *,
@@ -59,6 +60,24 @@ def move_mount_to_fd(from_fd: int, to_fd: int, to_path: str = "") -> None:
         res = _libc.syscall(_MOVE_MOUNT, ctypes.c_int(from_fd), b"", ctypes.c_int(to_fd), b"",
                             ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
     _check(res, f"move_mount onto {to_path or f'fd {to_fd}'}", to_path or None)
+
+
+def bind_fd_onto_fd(source_fd: int, target_fd: int, step: str) -> None:
+    """Bind what `source_fd` is onto what `target_fd` is, naming no path at all.
+
+    open_tree(OPEN_TREE_CLONE | AT_EMPTY_PATH) clones a detached bind mount of the source's own
+    dentry, and move_mount with both EMPTY_PATH flags attaches it on the target's: neither end
+    is looked up again, so nothing the container's files became can redirect the bind.
+    """
+    tree = _check(_libc.syscall(_OPEN_TREE, ctypes.c_int(source_fd), b"",
+                                ctypes.c_uint(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+                                              | AT_EMPTY_PATH)), f"{step} (open_tree)")
+    try:
+        res = _libc.syscall(_MOVE_MOUNT, ctypes.c_int(tree), b"", ctypes.c_int(target_fd), b"",
+                            ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH))
+        _check(res, f"{step} (move_mount)")
+    finally:
+        os.close(tree)
 
 
 class _MountAttr(ctypes.Structure):

@@ -95,3 +95,44 @@ def reopen(procfs_fd: int, fd: int, flags: int) -> int:
         return os.open(name, flags | os.O_CLOEXEC, dir_fd=procfs_fd)
     except OSError as exc:
         raise KernelError(exc.errno or 0, f"reopen fd {fd} through procfs") from None
+
+
+def open_file(procfs_fd: int, relative: str, flags: int, step: str) -> int:
+    """Open the file `relative` (e.g. "sys/net/ipv4/ip_forward") of the procfs `procfs_fd`,
+    checked to be on procfs.
+
+    With openat2 the lookup may not leave the handle (RESOLVE_BENEATH), cross a mount
+    (RESOLVE_NO_XDEV: nothing the container mounted over a file can stand in for it) or jump
+    through a magic link; procfs's own plain symlinks (thread-self, self) are allowed. Without
+    openat2, the final component is opened without following a symlink. Either way fstatfs(2)
+    must say procfs before the caller writes a byte.
+    """
+    from pyrunc.linux import mountapi
+
+    flags |= os.O_CLOEXEC
+    resolve = (mountapi.RESOLVE_BENEATH | mountapi.RESOLVE_NO_XDEV
+               | mountapi.RESOLVE_NO_MAGICLINKS)
+    try:
+        try:
+            fd = mountapi.openat2(procfs_fd, relative, flags, resolve)
+        except KernelError as exc:
+            if exc.errno != 38:  # ENOSYS
+                raise
+            fd = os.open(relative, flags | os.O_NOFOLLOW, dir_fd=procfs_fd)
+    except OSError as exc:
+        raise KernelError(exc.errno or 0, f"{step}: open {relative} of procfs", relative) from None
+    if fs_type(fd) != PROC_SUPER_MAGIC:
+        os.close(fd)
+        raise KernelError(18, f"{step}: {relative} is not on procfs", relative)  # EXDEV
+    return fd
+
+
+def write_file(procfs_fd: int, relative: str, value: bytes, step: str) -> None:
+    """Write `value` to the procfs file `relative` (see `open_file`), in one write(2)."""
+    fd = open_file(procfs_fd, relative, os.O_WRONLY | os.O_TRUNC, step)
+    try:
+        os.write(fd, value)
+    except OSError as exc:
+        raise KernelError(exc.errno or 0, f"{step}: write {relative}", relative) from None
+    finally:
+        os.close(fd)

@@ -275,6 +275,29 @@ def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> int:
         return _check(res, f"seccomp: load the filter (flags {flags})")
 
 
+_SECCOMP_GET_ACTION_AVAIL = 2
+
+
+def seccomp_action_available(action: int) -> bool:
+    """SECCOMP_GET_ACTION_AVAIL: does this kernel know the filter return action `action`?"""
+    value = ctypes.c_uint32(action & 0xFFFF0000)  # SECCOMP_RET_ACTION_FULL: no data bits
+    res = _libc.syscall(_NR["seccomp"], ctypes.c_uint(_SECCOMP_GET_ACTION_AVAIL),
+                        ctypes.c_uint(0), ctypes.byref(value))
+    return bool(res == 0)
+
+
+def seccomp_flags_available(flags: int) -> bool:
+    """Does this kernel accept SECCOMP_FILTER_FLAG_* `flags` together?
+
+    SECCOMP_SET_MODE_FILTER with no program: the kernel checks the flags first (EINVAL for one
+    it does not know, or a combination it refuses) and only then reads the program (EFAULT), so
+    EFAULT means "known". Nothing is loaded either way.
+    """
+    res = _libc.syscall(_NR["seccomp"], ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
+                        ctypes.c_uint(flags), ctypes.c_void_p(None))
+    return bool(res < 0 and ctypes.get_errno() == errno.EFAULT)
+
+
 # --- terminals ------------------------------------------------------------------------------------
 
 TIOCSPTLCK = 0x40045431

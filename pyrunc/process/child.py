@@ -87,11 +87,18 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
 
 
 def _write_oom_score_adj(value: int) -> None:
+    """Through a procfs handle of this process's own, as every /proc write of the runtime."""
+    from pyrunc.linux import procfs
+
+    step = f"set oom_score_adj to {value}"
     try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(value))
+        handle = procfs.open_procfs()
     except OSError as exc:
-        raise syscalls.KernelError(exc.errno or 0, f"set oom_score_adj to {value}") from None
+        raise syscalls.describe_oserror(exc, step) from None
+    try:
+        procfs.write_file(handle, "self/oom_score_adj", str(value).encode(), step)
+    finally:
+        os.close(handle)
 
 
 # --- the init process --------------------------------------------------------------------------
@@ -286,7 +293,7 @@ def _setup_terminal(spec: LaunchSpec, process: Process) -> None:
     from pyrunc import rootfs
 
     if rootfs.has_mount_namespace(spec.config):   # else the mount would land in the host's
-        terminal.bind_console(slave_path)
+        terminal.bind_console(slave_path, slave_fd=slave)
     terminal.become_terminal_owner(slave)
 
 

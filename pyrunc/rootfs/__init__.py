@@ -8,9 +8,10 @@ Called by the container's init in three steps, around the createRuntime hooks:
 3. `finish_rootfs` — inside the new root: sysctls, readonlyPaths, maskedPaths, read-only remounts
    that had to wait until everything was created, root propagation.
 
-Every destination is resolved with `secure_join`, so a symlink in the image can never make a mount
-land outside the rootfs; mounts are then made through a /proc/self/fd path of the opened
-destination, so the checked path and the mounted path are the same object.
+Every destination is spelled out with `secure_join` (symlinks of the image resolved inside the
+rootfs), then opened afresh for each step from a file descriptor of the rootfs with
+`pyrunc.linux.inroot` (openat2 RESOLVE_IN_ROOT, or a checked walk), and mounted through that fd's
+magic link: whatever the image's files become meanwhile, no mount lands outside the rootfs.
 
 Nothing here runs unless the container has a mount namespace of its own: in the host's namespace
 these steps would change the host.

@@ -8,6 +8,7 @@ import errno
 import os
 from typing import NamedTuple
 
+from pyrunc.linux import inroot
 from pyrunc.linux.consts import (
     MS_BIND,
     MS_RDONLY,
@@ -24,6 +25,7 @@ from pyrunc.mountopts import (
 from pyrunc.rootfs.helpers import (
     _ATIME_FLAGS,
     _CGROUP_FLAGS,
+    Target,
     _apply_propagation_and_attrs,
     _mkdir,
     _mount_at,
@@ -38,7 +40,7 @@ def host_is_cgroup2_only() -> bool:
     return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
-def mount_cgroup(config: Config, rootfs: str, m: Mount, opts: MountOptions, dest: str) -> None:
+def mount_cgroup(config: Config, rootfs: str, m: Mount, opts: MountOptions, dest: Target) -> None:
     """Give the container its cgroup tree: cgroup2 on a v2 host, a v1 tmpfs layout otherwise."""
     if host_is_cgroup2_only():
         mount_cgroup2(config, m, opts, dest)
@@ -55,7 +57,7 @@ def _own_cgroup_source(mi: MountInfo, own_path: str) -> str:
     return os.path.join(mi.mount_point, rel)
 
 
-def mount_cgroup2(config: Config, m: Mount, opts: MountOptions, dest: str) -> None:
+def mount_cgroup2(config: Config, m: Mount, opts: MountOptions, dest: Target) -> None:
     """Mount cgroup2; where that is refused (user namespace without a cgroup namespace), bind the
     host's directory of the container's own cgroup."""
     what = f"cgroup2 on {m.destination}"
@@ -102,7 +104,7 @@ def _v1_hierarchies() -> list[_V1Hierarchy]:
     return result
 
 
-def mount_cgroup_v1_layout(config: Config, m: Mount, opts: MountOptions, dest: str) -> None:
+def mount_cgroup_v1_layout(config: Config, m: Mount, opts: MountOptions, dest: Target) -> None:
     """A tmpfs at `dest` with one directory per v1 hierarchy (and `unified` on a hybrid host).
 
     With a cgroup namespace each hierarchy is a fresh cgroup mount (the namespace shows the
@@ -117,7 +119,7 @@ def mount_cgroup_v1_layout(config: Config, m: Mount, opts: MountOptions, dest: s
     _apply_propagation_and_attrs(dest, MountOptions(propagation=opts.propagation), what)
     for h in _v1_hierarchies():
         name = os.path.basename(h.host.mount_point)
-        sub = os.path.join(dest, name)
+        sub = dest.join(name)
         sub_what = f"cgroup {h.controllers} on {os.path.join(m.destination, name)}"
         _mkdir(sub, sub_what)
         if cgroupns:
@@ -135,28 +137,34 @@ def mount_cgroup_v1_layout(config: Config, m: Mount, opts: MountOptions, dest: s
         _remount_bind(dest, _CGROUP_FLAGS | MS_RDONLY, f"remount tmpfs for {what} read-only")
 
 
-def _link_comounted(dest: str, name: str) -> None:
+def _link_comounted(dest: Target, name: str) -> None:
     """For a directory such as ``cpu,cpuacct`` add ``cpu`` and ``cpuacct`` symlinks to it."""
     if "," not in name:
         return
-    for part in name.split(","):
-        link = os.path.join(dest, part)
-        try:
-            os.symlink(name, link)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise describe_oserror(exc, f"create cgroup symlink {part} -> {name}") from None
+    try:
+        dir_fd = inroot.open_in_root(dest.root_fd, dest.path, os.O_PATH | os.O_DIRECTORY)
+    except OSError as exc:
+        raise describe_oserror(exc, f"open {dest.path} for its cgroup symlinks") from None
+    try:
+        for part in name.split(","):
+            try:
+                os.symlink(name, part, dir_fd=dir_fd)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise describe_oserror(exc, f"create cgroup symlink {part} -> {name}") from None
+    finally:
+        os.close(dir_fd)
 
 
-def _mount_unified_in_hybrid_layout(m: Mount, opts: MountOptions, dest: str,
+def _mount_unified_in_hybrid_layout(m: Mount, opts: MountOptions, dest: Target,
                                     cgroupns: bool) -> None:
     """On a hybrid host, also the cgroup2 hierarchy (usually at <dest>/unified)."""
     host = next((mi for mi in read_mountinfo() if mi.fstype == "cgroup2"), None)
     if host is None:
         return
     name = os.path.basename(host.mount_point)
-    sub = os.path.join(dest, name)
+    sub = dest.join(name)
     sub_what = f"cgroup2 on {os.path.join(m.destination, name)}"
     readonly = MS_RDONLY if opts.readonly else 0
     _mkdir(sub, sub_what)

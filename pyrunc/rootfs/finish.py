@@ -20,7 +20,7 @@ from pyrunc.linux.consts import (
     MS_REMOUNT,
     MS_SLAVE,
 )
-from pyrunc.linux.procfs import PROC_SUPER_MAGIC, fs_type
+from pyrunc.linux.procfs import PROC_SUPER_MAGIC, fs_type, open_verified_procfs, write_file
 from pyrunc.linux.syscalls import (
     KernelError,
     describe_oserror,
@@ -78,28 +78,24 @@ def finish_rootfs(config: Config, procfs_fd: int | None = None) -> None:
 def write_sysctls(sysctl: dict[str, str], procfs_fd: int | None = None) -> None:
     """Each key ``a.b.c`` is the file sys/a/b/c of procfs.
 
-    Opened relative to the init's procfs handle when there is one, without following symlinks,
-    and checked to be on procfs before a byte is written (the CVE-2025-52881 class: a /proc/sys
-    redirected by the image or a mount must not turn a sysctl into a write elsewhere).
+    Written through the init's procfs handle (see pyrunc.linux.procfs.write_file), never through
+    a /proc path the container's files could redirect (the CVE-2025-52881 class: a /proc/sys
+    faked by the image or covered by a mount must not turn a sysctl into a write elsewhere).
+    Without a handle, "/proc" is used only once checked to be a procfs root.
     """
-    for key, value in sysctl.items():
-        relative = "sys/" + key.replace(".", "/")
-        path = "/proc/" + relative
-        try:
-            if procfs_fd is not None:
-                fd = os.open(relative, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             dir_fd=procfs_fd)
-            else:
-                fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                if fs_type(fd) != PROC_SUPER_MAGIC:
-                    raise KernelError(errno.EXDEV, f"write sysctl {key}={value}: {path} is not "
-                                      "on procfs", path)
-                os.write(fd, value.encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise describe_oserror(exc, f"write sysctl {key}={value}") from None
+    if not sysctl:
+        return
+    own = procfs_fd is None
+    if own:
+        procfs_fd = open_verified_procfs()
+    assert procfs_fd is not None
+    try:
+        for key, value in sysctl.items():
+            write_file(procfs_fd, "sys/" + key.replace(".", "/"), value.encode(),
+                       f"write sysctl {key}={value}")
+    finally:
+        if own:
+            os.close(procfs_fd)
 
 
 def make_path_readonly(path: str) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import posixpath
 import stat
 from collections.abc import Iterator
+from typing import NamedTuple
 
-from pyrunc.linux import paths
+from pyrunc.linux import inroot
 from pyrunc.linux.consts import (
     MS_NOATIME,
     MS_NODEV,
@@ -53,51 +55,72 @@ _HOST_FALLBACK = {"sysfs": "/sys", "mqueue": "/dev/mqueue"}
 _PROC_SUPER_MAGIC = 0x9FA0
 
 
-@contextlib.contextmanager
-def _opened(path: str, step: str) -> Iterator[str]:
-    """Open `path` without following a final symlink and yield its /proc/self/fd path.
+class Target(NamedTuple):
+    """A destination inside the rootfs: the rootfs's fd, its host path, and the path below it.
 
-    The kernel resolves that magic link to exactly the object opened, so a symlink swapped in after
-    `secure_join` checked the path cannot redirect the mount.
+    Every step on a destination resolves `path` afresh from `root_fd` (see pyrunc.linux.inroot),
+    so whatever the image's files become meanwhile, the step acts on something inside the root.
+    """
+
+    root_fd: int
+    root: str
+    path: str  # inside the root, absolute: "/", "/sys/fs/cgroup"
+
+    @property
+    def host(self) -> str:
+        """The host path as it reads (for messages and for checks made as the runtime)."""
+        return self.root if self.path in ("", "/") else self.root.rstrip("/") + self.path
+
+    def join(self, name: str) -> Target:
+        return self._replace(path=posixpath.join(self.path, name))
+
+    def __str__(self) -> str:
+        return self.host
+
+
+def target_in(root_fd: int, root: str, resolved: str) -> Target:
+    """The Target of `resolved`, a host path `secure_join` gave under `root`."""
+    root = root.rstrip("/") or "/"
+    inner = resolved[len(root):] if root != "/" else resolved
+    return Target(root_fd, root, inner or "/")
+
+
+@contextlib.contextmanager
+def _opened(dest: Target, step: str) -> Iterator[str]:
+    """Open `dest` inside its root, not following a final symlink, and yield the magic link of
+    that fd: mount(2) on it acts on exactly the object opened.
     """
     try:
-        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = inroot.open_in_root(dest.root_fd, dest.path, follow=False)
     except OSError as exc:
         raise describe_oserror(exc, step) from None
     try:
-        proc_path = f"/proc/self/fd/{fd}"
-        try:
-            actual = os.readlink(proc_path)
-        except OSError:
-            actual = path  # no procfs to check with; the path was just resolved
-        if actual != path:
-            raise KernelError(errno.EXDEV, f"{step}: {path} resolved to {actual}", path)
         if stat.S_ISLNK(os.fstat(fd).st_mode):
-            raise KernelError(errno.ELOOP, f"{step}: {path} is a symlink", path)
-        yield proc_path
+            raise KernelError(errno.ELOOP, f"{step}: {dest.path} is a symlink", dest.host)
+        yield inroot.fd_path(fd)
     finally:
         os.close(fd)
 
 
-def _mount_at(source: str | None, dest: str, fstype: str | None, flags: int, data: str | None,
+def _mount_at(source: str | None, dest: Target, fstype: str | None, flags: int, data: str | None,
               step: str) -> None:
     """mount(2) onto the already resolved `dest`, through its file descriptor."""
     with _opened(dest, step) as target:
         mount(source, target, fstype, flags, data or None, step=step)
 
 
-def _set_propagation(dest: str, flags: int, step: str) -> None:
+def _set_propagation(dest: Target, flags: int, step: str) -> None:
     with _opened(dest, step) as target:
         mount(None, target, None, flags, step=step)
 
 
-def _remount_bind(dest: str, flags: int, step: str, *, cleared: int = 0) -> None:
+def _remount_bind(dest: Target, flags: int, step: str, *, cleared: int = 0) -> None:
     """Change the flags of the bind mount at `dest` (see `pyrunc.remount` for locked flags)."""
     with _opened(dest, step) as target:
         remount_bind(target, flags, step, cleared=cleared)
 
 
-def _apply_propagation_and_attrs(dest: str, opts: MountOptions, what: str) -> None:
+def _apply_propagation_and_attrs(dest: Target, opts: MountOptions, what: str) -> None:
     """The steps that need the mount to exist: propagation changes, then recursive attributes."""
     for flag in opts.propagation:
         _set_propagation(dest, flag, f"set propagation of {what}")
@@ -107,21 +130,22 @@ def _apply_propagation_and_attrs(dest: str, opts: MountOptions, what: str) -> No
             try:
                 mount_setattr(target, opts.attr_set, opts.attr_clr, recursive=True)
             except KernelError as exc:
-                raise KernelError(exc.errno or errno.EIO, step, dest) from None
+                raise KernelError(exc.errno or errno.EIO, step, dest.host) from None
 
 
-def _mkdir(path: str, what: str) -> None:
-    """mkdir -p of a resolved destination, never through a symlink (see pyrunc.linux.paths)."""
+def _mkdir(dest: Target, what: str) -> None:
+    """mkdir -p of a destination inside its root (see pyrunc.linux.inroot)."""
     try:
-        paths.mkdir_all(path)
+        os.close(inroot.mkdir_in_root(dest.root_fd, dest.path))
     except OSError as exc:
         raise describe_oserror(exc, f"create mount point for {what}") from None
 
 
-def _touch(path: str, what: str) -> None:
-    """Create an empty file to bind a file onto (its parents as directories)."""
+def _touch(dest: Target, what: str) -> None:
+    """Create an empty file to bind a file onto (its parents as directories), unless something
+    is there already."""
     try:
-        paths.create_file(path)
+        os.close(inroot.create_in_root(dest.root_fd, dest.path, 0o755))
     except OSError as exc:
         raise describe_oserror(exc, f"create mount point for {what}") from None
 
@@ -144,8 +168,9 @@ def _require_directory_or_absent(rootfs: str, m: Mount) -> None:
                           f"filesystem \"{m.type}\" must be mounted on ordinary directory", lexical)
 
 
-def _check_proc_destination(rootfs: str, dest: str, m: Mount) -> None:
+def _check_proc_destination(rootfs: str, target: Target, m: Mount) -> None:
     """Only procfs may go on /proc, and inside /proc only a few emulated files may be covered."""
+    dest = target.host
     proc = secure_join(rootfs, "/proc")
     if not _is_within(dest, proc):
         return

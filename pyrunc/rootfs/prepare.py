@@ -12,6 +12,7 @@ import stat
 from collections.abc import Callable
 
 from pyrunc import devices, log
+from pyrunc.linux import inroot
 from pyrunc.linux.consts import (
     MNT_DETACH,
     MS_BIND,
@@ -35,6 +36,7 @@ from pyrunc.mountopts import (
 from pyrunc.rootfs.cgroupfs import mount_cgroup
 from pyrunc.rootfs.helpers import (
     _HOST_FALLBACK,
+    Target,
     _apply_propagation_and_attrs,
     _check_proc_destination,
     _mkdir,
@@ -43,6 +45,7 @@ from pyrunc.rootfs.helpers import (
     _remount_bind,
     _require_directory_or_absent,
     _touch,
+    target_in,
 )
 from pyrunc.rootfs.idmap import attach_tree, is_idmapped, local_idmapped_tree
 from pyrunc.rootfs.mountinfo import _mount_containing, read_mountinfo
@@ -79,14 +82,17 @@ def prepare_rootfs(config: Config, request_source: SourceOpener | None = None,
     make_rootfs_parent_private(rootfs, config.linux.rootfs_propagation)
     bind_rootfs_onto_itself(rootfs)
     opener = request_source if devices.in_user_namespace(config) else None
-    for i, m in enumerate(config.mounts):
-        mount_entry(config, rootfs, m, request_source=opener,
-                    idmapped_tree=_tree_opener(config, i, request_tree))
-    if needs_dev_setup(config):
-        devices.create_devices(rootfs, devices.devices_for(config),
-                               bind=devices.in_user_namespace(config))
-        devices.create_dev_symlinks(rootfs)
-        devices.setup_ptmx(rootfs)
+    # Opened after the bind: lookups from this fd see the mounts made on the new rootfs mount.
+    root_fd = inroot.open_root(rootfs)
+    try:
+        for i, m in enumerate(config.mounts):
+            mount_entry(config, rootfs, m, request_source=opener, root_fd=root_fd,
+                        idmapped_tree=_tree_opener(config, i, request_tree))
+        if needs_dev_setup(config):
+            devices.populate_dev(root_fd, devices.devices_for(config),
+                                 bind=devices.in_user_namespace(config))
+    finally:
+        os.close(root_fd)
 
 
 def _tree_opener(config: Config, index: int,
@@ -149,10 +155,18 @@ def _delays_readonly(m: Mount) -> bool:
 
 
 def mount_entry(config: Config, rootfs: str, m: Mount, *,
-                request_source: SourceOpener | None = None,
+                request_source: SourceOpener | None = None, root_fd: int | None = None,
                 idmapped_tree: Callable[[], int] | None = None) -> None:
-    """Mount one config.json `mounts` entry inside `rootfs` (an idmapped bind from the detached
-    tree that `idmapped_tree()` returns)."""
+    """Mount one config.json `mounts` entry inside `rootfs` (whose fd is `root_fd`, if open; an
+    idmapped bind from the detached tree that `idmapped_tree()` returns)."""
+    if root_fd is None:
+        root_fd = inroot.open_root(rootfs)
+        try:
+            mount_entry(config, rootfs, m, request_source=request_source, root_fd=root_fd,
+                        idmapped_tree=idmapped_tree)
+        finally:
+            os.close(root_fd)
+        return
     what = f"{m.type or 'bind'} on {m.destination}"
     try:
         opts = parse_mount_options(m.options)
@@ -160,7 +174,9 @@ def mount_entry(config: Config, rootfs: str, m: Mount, *,
         raise KernelError(errno.EINVAL, f"mount {what}: {exc}") from None
     if m.type in ("proc", "sysfs") and not (m.is_bind or opts.is_bind):
         _require_directory_or_absent(rootfs, m)
-    dest = secure_join(rootfs, m.destination)
+    # secure_join spells out the image's symlinks as they are now (a dangling one names what to
+    # create); every step after resolves that path again from root_fd, inside the root.
+    dest = target_in(root_fd, rootfs, secure_join(rootfs, m.destination))
     _check_proc_destination(rootfs, dest, m)
     if m.is_bind or opts.is_bind:
         mount_bind(m, opts, dest, delay_readonly=_delays_readonly(m),
@@ -173,7 +189,7 @@ def mount_entry(config: Config, rootfs: str, m: Mount, *,
         mount_filesystem(config, m, opts, dest)
 
 
-def mount_bind(m: Mount, opts: MountOptions, dest: str, *, delay_readonly: bool = False,
+def mount_bind(m: Mount, opts: MountOptions, dest: Target, *, delay_readonly: bool = False,
                source: str | None = None, request_source: SourceOpener | None = None,
                idmapped_tree: Callable[[], int] | None = None) -> None:
     """Bind (or rbind) a host path, then remount for the flags a bind cannot set at once.
@@ -199,13 +215,13 @@ def mount_bind(m: Mount, opts: MountOptions, dest: str, *, delay_readonly: bool 
     try:
         if stat.S_ISDIR(st.st_mode):
             _mkdir(dest, what)
-        elif not os.path.lexists(dest):
+        else:
             _touch(dest, what)
         if idmapped_tree is not None and fd is not None:
             with _opened(dest, f"mount {what}") as target:
                 attach_tree(fd, target, f"idmapped {what}")
         else:
-            mount_source = src if fd is None else f"/proc/self/fd/{fd}"
+            mount_source = src if fd is None else inroot.fd_path(fd)
             _mount_at(mount_source, dest, None, MS_BIND | (opts.flags & MS_REC), None,
                       f"mount {what}")
     finally:
@@ -227,18 +243,17 @@ def _missing_source(exc: OSError, what: str, src: str) -> KernelError:
     return KernelError(exc.errno or errno.EIO, f"mount {what}: look up the source", src)
 
 
-def mount_filesystem(config: Config, m: Mount, opts: MountOptions, dest: str) -> None:
+def mount_filesystem(config: Config, m: Mount, opts: MountOptions, dest: Target) -> None:
     """Mount a new filesystem instance (proc, sysfs, tmpfs, mqueue, devpts, overlay, …)."""
     what = f"{m.type} on {m.destination}"
     flags = opts.flags
     if _delays_readonly(m):
         flags &= ~MS_RDONLY
     data = opts.data
-    existed = os.path.isdir(dest)
-    if m.type == "tmpfs" and existed:
+    covered = _existing_mode(dest)
+    if m.type == "tmpfs" and covered is not None and stat.S_ISDIR(covered):
         # A tmpfs starts with the mode of the directory it covers unless the options say otherwise.
-        mode = stat.S_IMODE(os.stat(dest).st_mode)
-        data = f"mode={mode:04o}" + ("," + data if data else "")
+        data = f"mode={stat.S_IMODE(covered):04o}" + ("," + data if data else "")
     from pyrunc import lsm
 
     data = lsm.with_mount_label(m.type, data, config.raw.get("linux", {}).get("mountLabel")) or ""
@@ -260,7 +275,19 @@ def mount_filesystem(config: Config, m: Mount, opts: MountOptions, dest: str) ->
     _apply_propagation_and_attrs(dest, opts, what)
 
 
-def _mount_tmpfs_copy_up(m: Mount, flags: int, data: str, dest: str) -> None:
+def _existing_mode(dest: Target) -> int | None:
+    """st_mode of what is at `dest` inside the root (a final symlink followed inside it)."""
+    try:
+        fd = inroot.open_in_root(dest.root_fd, dest.path)
+    except OSError:
+        return None
+    try:
+        return os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+
+
+def _mount_tmpfs_copy_up(m: Mount, flags: int, data: str, dest: Target) -> None:
     """``tmpcopyup``: mount the tmpfs aside, copy the directory's content in, move it into place."""
     import shutil  # only for tmpcopyup: these cost milliseconds at start-up
     import tempfile
@@ -275,8 +302,14 @@ def _mount_tmpfs_copy_up(m: Mount, flags: int, data: str, dest: str) -> None:
         mount(None, staging, None, MS_PRIVATE, step=f"make {staging} private for {what}")
         mount(m.source or "tmpfs", staging, "tmpfs", flags, data or None, step=f"mount {what}")
         try:
-            shutil.copytree(dest, staging, symlinks=True, dirs_exist_ok=True)
-            shutil.copystat(dest, staging)
+            src_fd = inroot.open_in_root(dest.root_fd, dest.path, os.O_PATH | os.O_DIRECTORY)
+            try:
+                # Through the fd's magic link: the directory opened inside the root, not a path.
+                shutil.copytree(inroot.fd_path(src_fd), staging, symlinks=True,
+                                dirs_exist_ok=True)
+                shutil.copystat(inroot.fd_path(src_fd), staging)
+            finally:
+                os.close(src_fd)
             _mount_at(staging, dest, None, MS_MOVE, None, f"move {what} into place")
         except BaseException:
             with contextlib.suppress(OSError):

@@ -93,3 +93,32 @@ def test_notify_without_a_listener_path_is_refused_naming_the_field(runtime, bun
     result = runtime("create", "-b", str(bundle("true", edit=edit)), "nolistener", check=False)
     assert result.returncode == 1 and "/linux/seccomp/listenerPath" in result.stderr
     assert not (runtime.root / "nolistener").exists()
+
+
+def test_wait_killable_recv_goes_to_seccomp_with_the_listener(runtime, bundle, tmp_path):
+    """SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (32) is passed to seccomp(2) with NEW_LISTENER
+    (8), as runc 1.5 does: the debug line says 40, and the agent still answers."""
+    agent = Agent(str(tmp_path / "agent.sock"))
+    agent.start()
+
+    def edit(config: dict) -> None:
+        config["process"]["noNewPrivileges"] = True
+        config["root"]["readonly"] = False
+        config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(tmp_path / "agent.sock"),
+            "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+
+    log = tmp_path / "log.json"
+    try:
+        result = runtime("run", "-b", str(bundle("sh", "-c", "mkdir /made; echo rc=$?",
+                                                 edit=edit)), "waitkill", check=False,
+                         global_args=("--debug", "--log", str(log), "--log-format", "json"))
+    finally:
+        agent.join(timeout=20)
+        agent.close()
+    assert "rc=1" in result.stdout, result
+    assert agent.syscalls, "the agent saw no notification"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["msg"] for r in records if r["msg"].startswith("seccomp filter flags:")] == [
+        "seccomp filter flags: 40"]

@@ -380,3 +380,34 @@ def test_a_bad_rule_fails_while_building() -> None:
     with pytest.raises(KernelError) as info:
         seccomp.build_filter(bad)
     assert "personality" in str(info.value) and "/linux/seccomp/syscalls/0" in str(info.value)
+
+
+@needs_libseccomp
+@pytest.mark.parametrize("errno_ret, message", [(42, 42), (None, errno.EPERM)])
+def test_trace_errno_ret_is_the_tracers_message_in_the_program(errno_ret, message) -> None:
+    """As runc: SCMP_ACT_TRACE carries errnoRet (EPERM when absent) as SECCOMP_RET_DATA, the
+    value a tracer reads with PTRACE_GETEVENTMSG; it is in the program handed to seccomp(2)."""
+    import struct
+
+    rule: dict[str, Any] = {"names": ["mkdir"], "action": "SCMP_ACT_TRACE"}
+    if errno_ret is not None:
+        rule["errnoRet"] = errno_ret
+    filt = seccomp.build_filter(profile(syscalls=[rule]))
+    try:
+        program = filt.program()
+    finally:
+        filt.release()
+    returns = {k for code, _jt, _jf, k in struct.iter_unpack("<HBBI", program)
+               if code == 0x06}  # BPF_RET | BPF_K
+    assert 0x7FF00000 | message in returns
+
+
+def test_a_flag_the_kernel_lacks_is_refused_naming_it(monkeypatch) -> None:
+    from pyrunc.linux import syscalls
+
+    monkeypatch.setattr(syscalls, "seccomp_flags_available", lambda flags: False)
+    with pytest.raises(ValueError) as info:
+        seccomp.check_profile(profile(flags=["SECCOMP_FILTER_FLAG_TSYNC",
+                                             "SECCOMP_FILTER_FLAG_LOG"]))
+    assert str(info.value).startswith("/linux/seccomp/flags/1: ")
+    assert "not supported by this kernel" in str(info.value)
