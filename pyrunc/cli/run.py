@@ -168,7 +168,10 @@ def _wait_in_foreground(pid: int, proxy: TerminalProxy | None) -> int:
     """Pump the terminal and reap until the init exits; return the shell-style status."""
     import select
 
+    from pyrunc.cli.main import resume_gc
     from pyrunc.linux import syscalls
+
+    resume_gc()   # the container may run for days, and the terminal proxy loops meanwhile
 
     pidfd = syscalls.pidfd_open(pid)
     try:
