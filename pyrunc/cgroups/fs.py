@@ -10,13 +10,14 @@ import errno
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, NoReturn
 
 from pyrunc import trace
 from pyrunc.cgroups import CREATED_KEY, UNIFIED
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import NoReturn
 
     from pyrunc.spec.resources import DeviceRule
 

@@ -14,16 +14,17 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.create import FLAGS as CREATE_FLAGS
 from pyrunc.cli.create import create_options, enter_bundle
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
+    from typing import Any
 
     from pyrunc.cli.main import Context
     from pyrunc.terminal import TerminalProxy

@@ -11,7 +11,6 @@ import os
 import select
 import signal
 import time
-from typing import TYPE_CHECKING, Any
 
 from pyrunc import log
 from pyrunc.container.state import (
@@ -27,7 +26,10 @@ from pyrunc.container.state import (
     validate_id,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrunc.cgroups import CgroupManager
     from pyrunc.spec.model import Config, IDMapping
 

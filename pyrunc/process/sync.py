@@ -13,7 +13,10 @@ import json
 import os
 import select
 import socket
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Message kinds, in the order a successful creation sends them.
 CGROUP_JOINED = "cgroup-joined"      # runtime -> intermediate: you are in the container's cgroup

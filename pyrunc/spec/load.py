@@ -8,9 +8,12 @@ from __future__ import annotations
 import errno
 import json
 import os
-from typing import Any
 
 from pyrunc.spec.model import Config, Linux, Process
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class BundleError(ValueError):

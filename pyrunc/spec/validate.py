@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 #: The schemas live at the repository root; the package is installed editable.
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(

@@ -16,7 +16,6 @@ import errno
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from pyrunc.cgroups import CgroupError
 from pyrunc.cgroups.fs import (
@@ -49,6 +48,7 @@ def _controllers() -> list[tuple[str, str, Wanted, Apply]]:
         ("rdma", "rdma", rdma.wanted, rdma.apply),
     ]
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

@@ -16,7 +16,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from pyrunc.cgroups import UNIFIED, V2_ROOT, CgroupError
 from pyrunc.cgroups.fs import FsManagerBase, cgroup_mounts, hierarchy_dir, own_cgroups, read, write
@@ -37,7 +36,7 @@ def _controllers() -> list[tuple[str, Wanted, Apply]]:
             ("rdma", rdma.wanted, rdma.apply)]
 
 
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
