@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 
 from pyrunc.cli.create import FLAGS as CREATE_FLAGS
 from pyrunc.cli.create import create_options, enter_bundle
@@ -94,6 +93,8 @@ def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     terminal = bool((read_config(options.bundle).get("process") or {}).get("terminal"))
     console_ours = console_theirs = None
     if terminal and options.console_socket is None:
+        import socket
+
         console_ours, console_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         options.console_fd = console_theirs.fileno()
     try:

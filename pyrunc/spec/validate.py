@@ -13,7 +13,6 @@ Neither jsonschema nor fastjsonschema is imported when this module is imported.
 
 from __future__ import annotations
 
-import json
 import os
 
 TYPE_CHECKING = False
@@ -119,6 +118,8 @@ def bundle_schema(root_name: str, schema_dir: Path | str = SCHEMA_DIR) -> dict[s
     embedded: dict[str, Any] = {}
 
     def load(name: str) -> Any:
+        import json
+
         with open(os.path.join(schema_dir, name), encoding="utf-8") as f:
             return json.load(f)
 
@@ -303,6 +304,8 @@ def _describe(sub: Any, schema: dict[str, Any]) -> str:
 
 
 def _one_of(values: list[Any]) -> str:
+    import json  # error paths only: json is not cheap to import on create's path
+
     return "one of " + ", ".join(v if isinstance(v, str) else json.dumps(v) for v in values)
 
 
@@ -319,6 +322,8 @@ def _json_type(value: object) -> str:
 
 
 def _short(value: object, limit: int = 60) -> str:
+    import json
+
     try:
         text = json.dumps(value, sort_keys=True)
     except (TypeError, ValueError):
