@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 
 from pyrunc import trace
 from pyrunc.cgroups import CREATED_KEY, UNIFIED
+from pyrunc.linux.consts import SIGKILL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -331,7 +331,7 @@ class FsManagerBase:
         For SIGKILL the cgroup is frozen first so that no process can fork a child we would miss,
         and thawed afterwards so the kills take effect (also for a paused container).
         """
-        if sig != signal.SIGKILL or not self.can_freeze():
+        if sig != SIGKILL or not self.can_freeze():
             signal_pids(self.pids(), sig)
             return
         try:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 from collections.abc import Callable
 
 from pyrunc.cgroups import UNIFIED, V2_ROOT, CgroupError
 from pyrunc.cgroups.fs import FsManagerBase, cgroup_mounts, hierarchy_dir, own_cgroups, read, write
+from pyrunc.linux.consts import SIGKILL
 from pyrunc.spec.resources import Resources
 
 Wanted = Callable[[Resources], "str | None"]
@@ -152,7 +152,7 @@ class FsV2Manager(FsManagerBase):
     def kill_all(self, sig: int) -> None:
         """SIGKILL through cgroup.kill when the kernel has it (no race with forking tasks); a paused
         container is thawed afterwards, as with the freeze-signal-thaw fallback."""
-        if sig == signal.SIGKILL and os.path.exists(os.path.join(self._dir, "cgroup.kill")):
+        if sig == SIGKILL and os.path.exists(os.path.join(self._dir, "cgroup.kill")):
             try:
                 write(self._dir, "cgroup.kill", "1", f"kill cgroup {self._dir}")
                 if self.is_frozen():
