@@ -14,15 +14,20 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable
 
 from pyrunc.cgroups import UNIFIED, V2_ROOT, CgroupError
 from pyrunc.cgroups.fs import FsManagerBase, cgroup_mounts, hierarchy_dir, own_cgroups, read, write
 from pyrunc.linux.consts import SIGKILL
-from pyrunc.spec.resources import Resources
 
-Wanted = Callable[[Resources], "str | None"]
-Apply = Callable[[str, Resources], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from pyrunc.spec.resources import DeviceRule, Resources
+
+    # Type aliases only: `kill` and `delete` load this module and need no config model.
+    Wanted = Callable[[Resources], "str | None"]
+    Apply = Callable[[str, Resources], None]
 
 
 def _controllers() -> list[tuple[str, Wanted, Apply]]:
@@ -34,13 +39,6 @@ def _controllers() -> list[tuple[str, Wanted, Apply]]:
             ("cpu", cpuset.wanted, cpuset.apply),
             ("hugepageLimits", hugetlb.wanted, hugetlb.apply),
             ("rdma", rdma.wanted, rdma.apply)]
-
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from pyrunc.spec.resources import DeviceRule
 
 _FREEZE_TIMEOUT = 5.0
 _FREEZE_POLL = 0.001
