@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import (
@@ -32,6 +31,7 @@ from pyrunc.linux.consts import (
     PR_CAPBSET_READ,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrunc.spec.model import Capabilities
 

@@ -25,7 +25,7 @@ class _DecoderContext:
 
     strict = True
     object_hook = None
-    object_pairs_hook = None
+    object_pairs_hook: Any = None
     parse_float = float
     parse_int = int
     memo: dict[str, str] = {}
@@ -41,15 +41,36 @@ _scan_once = _json.make_scanner(_DecoderContext())  # type: ignore[arg-type]
 _WHITESPACE = " \t\n\r"
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse one JSON document (raises ValueError on malformed input, like json.loads)."""
+#: object_pairs_hook -> a scanner that calls it (the C scanner reads its options once).
+_hooked_scanners: dict[Any, Any] = {}
+
+
+def _scanner(object_pairs_hook: Any) -> Any:
+    if object_pairs_hook is None:
+        return _scan_once
+    scanner = _hooked_scanners.get(object_pairs_hook)
+    if scanner is None:
+        context = _DecoderContext()
+        context.object_pairs_hook = object_pairs_hook
+        scanner = _hooked_scanners[object_pairs_hook] = _json.make_scanner(
+            context)  # type: ignore[arg-type]
+    return scanner
+
+
+def loads(text: str | bytes, object_pairs_hook: Any = None) -> Any:
+    """Parse one UTF-8 JSON document (raises ValueError on malformed input, like json.loads;
+    `object_pairs_hook` as in json.loads)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _scan_once(text, start)
+        value, end = _scanner(object_pairs_hook)(text, start)
     except StopIteration as exc:
         raise ValueError(f"invalid JSON at character {exc.value}") from None
+    except SystemError:
+        # Errors inside an object or array are raised as json.decoder.JSONDecodeError, which
+        # the C scanner only finds if json was imported: else it fails without an exception.
+        raise ValueError("invalid JSON") from None
     finally:
         _DecoderContext.memo.clear()
     if text[end:].strip(_WHITESPACE):

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from subprocess import Popen
+    from typing import Any
 
     from pyrunc.spec.model import Hook
 

@@ -13,6 +13,7 @@ messages land in the same file.
 
 from __future__ import annotations
 
+import _json
 import os
 import sys
 import time
@@ -96,15 +97,35 @@ def _timestamp() -> str:
         (f"{sign}{offset // 3600:02d}:{offset % 3600 // 60:02d}" if local.tm_gmtoff else "Z")
 
 
-def _format(level: str, msg: str, fields: dict[str, Any]) -> str:
-    import json  # only when a record is written: it is not cheap to import (see fastjson)
+def _json_value(value: Any, compact: bool) -> str:
+    """`json.dumps(value, default=str)` for a record field, without importing json (see
+    fastjson): the container's processes write records too, and may not import any more."""
+    if isinstance(value, str):
+        return _json.encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float) and value - value == 0:   # finite
+        return float.__repr__(value)
+    if isinstance(value, (dict, list, tuple, float)):
+        import json  # a structured field: the runtime's own records only
 
+        separators = (",", ":") if compact else (", ", ": ")
+        return json.dumps(value, separators=separators, default=str)
+    return _json.encode_basestring_ascii(str(value))
+
+
+def _format(level: str, msg: str, fields: dict[str, Any]) -> str:
     if _config.fmt == "json":
         record: dict[str, Any] = {"level": level, "msg": msg, "time": _timestamp()}
         record.update(fields)
-        return json.dumps(record, separators=(",", ":"), default=str) + "\n"
-    parts = [f'time="{_timestamp()}"', f"level={level}", f"msg={json.dumps(msg)}"]
-    parts += [f"{k}={json.dumps(v, default=str)}" for k, v in fields.items()]
+        return "{" + ",".join(f"{_json.encode_basestring_ascii(k)}:{_json_value(v, True)}"
+                              for k, v in record.items()) + "}\n"
+    parts = [f'time="{_timestamp()}"', f"level={level}", f"msg={_json_value(msg, False)}"]
+    parts += [f"{k}={_json_value(v, False)}" for k, v in fields.items()]
     return " ".join(parts) + "\n"
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from pyrunc.linux.consts import (
     MOUNT_ATTR_NOATIME,
@@ -52,6 +51,12 @@ from pyrunc.linux.consts import (
     MS_SYNCHRONOUS,
     MS_UNBINDABLE,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from pyrunc.records import NamedTuple
 
 # Flag values the shared constants module does not name (kernel uapi <linux/mount.h>).
 _MS_POSIXACL = 1 << 16

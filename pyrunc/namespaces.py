@@ -13,10 +13,11 @@ The order matters and is the kernel's, not ours:
 
 from __future__ import annotations
 
+# Not `socket`: its import builds enums (milliseconds of every create) this module never uses.
+import _socket
 import errno
 import fcntl
 import os
-import socket
 import struct
 
 from pyrunc import trace
@@ -198,7 +199,8 @@ _IFF_UP = 0x1
 
 def bring_up_loopback() -> None:
     """A new network namespace has `lo` down; containers expect 127.0.0.1 to work (as in runc)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         ifreq = struct.pack("16sh14x", b"lo", 0)
         try:
             flags = struct.unpack("16sh14x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, ifreq))[1]
@@ -206,3 +208,5 @@ def bring_up_loopback() -> None:
             fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, request)
         except OSError as exc:
             raise syscalls.KernelError(exc.errno or 0, "bring up loopback interface lo") from None
+    finally:
+        sock.close()

@@ -22,10 +22,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Any
 
 from pyrunc import seccomp_enosys
 from pyrunc.linux.syscalls import KernelError, seccomp_set_mode_filter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 LIBRARY = "libseccomp.so.2"
 

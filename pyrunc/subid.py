@@ -15,8 +15,8 @@ user, or a mapping outside the ranges the user has.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not `typing`: see pyrunc/records.py
 if TYPE_CHECKING:
     from pyrunc.spec.model import IDMapping
 

@@ -29,7 +29,6 @@ import struct
 import termios
 import time
 import tty
-from typing import Any
 
 from pyrunc.linux import mountapi
 from pyrunc.linux.consts import MS_BIND
@@ -46,6 +45,10 @@ from pyrunc.linux.syscalls import (
     mount,
     winsize_bytes,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # sun_path is 108 bytes including the terminating NUL.
 _SUN_PATH_MAX = 107

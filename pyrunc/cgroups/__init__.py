@@ -21,12 +21,15 @@ The systemd form `slice:prefix:name` needs the systemd driver, which pyrunc does
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Protocol
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Protocol
 
     from pyrunc.spec.resources import DeviceRule, Resources
+else:
+    Protocol = object   # the classes only document an interface at run time
 
 #: Where cgroup v2 exposes its root controller list when it is the only hierarchy (a "unified"
 #: host).

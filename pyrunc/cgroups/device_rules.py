@@ -16,9 +16,14 @@ As runc does, a rule that would take access away from only *part* of a wildcard 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from pyrunc.spec.resources import DeviceRule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from pyrunc.records import NamedTuple
 
 # Access bits, with the values of the kernel's BPF_DEVCG_ACC_* (also used by the eBPF program).
 ACC_MKNOD = 1

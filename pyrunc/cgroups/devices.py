@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from pyrunc.cgroups import CgroupError
 from pyrunc.cgroups.device_rules import (
@@ -26,6 +25,10 @@ from pyrunc.cgroups.device_rules import (
 )
 from pyrunc.spec.model import Device
 from pyrunc.spec.resources import DeviceRule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: runc's `specconv.AllowedDevices` (runc 1.5), appended after the config's rules: (node path or
 #: None, rule). A default with a path is dropped when `linux.devices` has a device at that path.

@@ -24,10 +24,15 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from pyrunc.cgroups.device_rules import ACC_ALL, DeviceState, access_bits, emulate
 from pyrunc.spec.resources import DeviceRule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from pyrunc.records import NamedTuple
 
 #: The kernel wants a license string; the program calls no GPL-only helper.
 LICENSE = "Apache"

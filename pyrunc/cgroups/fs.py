@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from typing import TYPE_CHECKING, NoReturn
 
 from pyrunc import trace
 from pyrunc.cgroups import CREATED_KEY, UNIFIED
+from pyrunc.linux.consts import SIGKILL
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import NoReturn
 
     from pyrunc.spec.resources import DeviceRule
 
@@ -334,7 +335,7 @@ class FsManagerBase:
         For SIGKILL the cgroup is frozen first so that no process can fork a child we would miss,
         and thawed afterwards so the kills take effect (also for a paused container).
         """
-        if sig != signal.SIGKILL or not self.can_freeze():
+        if sig != SIGKILL or not self.can_freeze():
             signal_pids(self.pids(), sig)
             return
         try:

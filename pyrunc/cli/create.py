@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError, container_id_arg
 from pyrunc.container.state import ContainerError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrunc.cli.main import Context
 
 USAGE = "[command options] <container-id>"

@@ -79,8 +79,10 @@ def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     if opts["stats"]:
         _emit(control.stats_event(state))
         return 0
+    from pyrunc.cli.main import resume_gc
     from pyrunc.container.events import stream
 
+    resume_gc()   # a stream runs until the container stops
     try:
         stream(state, interval, _emit)
     except BrokenPipeError:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrunc.cli.main import Context
 
 USAGE = "[command options]"
@@ -22,14 +24,18 @@ FLAGS = [
 ]
 
 
-def _owner(path: str) -> str:
-    import pwd
-
+def _owner(path: str, names: dict[int, str]) -> str:
+    """The user owning the state directory; `names` caches uid -> name (getpwuid reads
+    /etc/passwd again on every call: a third of `list`'s time with 1000 containers)."""
     uid = os.stat(path).st_uid
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"#{uid}"
+    if uid not in names:
+        import pwd
+
+        try:
+            names[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            names[uid] = f"#{uid}"
+    return names[uid]
 
 
 def go_json(value: Any) -> str:
@@ -53,11 +59,12 @@ def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     if not os.path.isdir(ctx.root) and ctx.root != os.path.abspath(default_root()):
         raise ContainerError(f"open {ctx.root}: ENOENT (no such file or directory)")
     entries = []
+    owners: dict[int, str] = {}
     for container_id in list_ids(ctx.root):
         state_dir = StateDir(ctx.root, container_id)
         try:
             doc = runc_state(state_dir, state_dir.load())
-            doc["owner"] = _owner(state_dir.path)
+            doc["owner"] = _owner(state_dir.path, owners)
         except (ContainerNotFound, ValueError, FileNotFoundError):
             continue   # deleted while we were listing
         entries.append(doc)
@@ -70,7 +77,7 @@ def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
         rows += [(e["id"], str(e["pid"]), e["status"], e["bundle"], e["created"], e["owner"])
                  for e in entries]
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        for row in rows:
-            padded = "".join(c.ljust(w + 3) for c, w in zip(row, widths, strict=False))
-            sys.stdout.write(padded + row[5] + "\n")
+        sys.stdout.write("".join(
+            "".join(c.ljust(w + 3) for c, w in zip(row, widths, strict=False)) + row[5] + "\n"
+            for row in rows))
     return 0

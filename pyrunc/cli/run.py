@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-from typing import TYPE_CHECKING, Any
 
 from pyrunc.cli.create import FLAGS as CREATE_FLAGS
 from pyrunc.cli.create import create_options, enter_bundle
 from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
+    from typing import Any
 
     from pyrunc.cli.main import Context
     from pyrunc.terminal import TerminalProxy
@@ -93,6 +93,8 @@ def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
     terminal = bool((read_config(options.bundle).get("process") or {}).get("terminal"))
     console_ours = console_theirs = None
     if terminal and options.console_socket is None:
+        import socket
+
         console_ours, console_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         options.console_fd = console_theirs.fileno()
     try:
@@ -168,7 +170,10 @@ def _wait_in_foreground(pid: int, proxy: TerminalProxy | None) -> int:
     """Pump the terminal and reap until the init exits; return the shell-style status."""
     import select
 
+    from pyrunc.cli.main import resume_gc
     from pyrunc.linux import syscalls
+
+    resume_gc()   # the container may run for days, and the terminal proxy loops meanwhile
 
     pidfd = syscalls.pidfd_open(pid)
     try:

@@ -8,8 +8,6 @@ resume needs `paused` ("container not paused"); events refuses a stopped contain
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from pyrunc.container.state import (
     ContainerError,
     ContainerState,
@@ -18,7 +16,10 @@ from pyrunc.container.state import (
     validate_id,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrunc.cgroups import CgroupManager
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Callable
-from typing import Any
 
 from pyrunc import log
 from pyrunc.container.control import manager_of, stats_event
 from pyrunc.container.state import ContainerState
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Emit = Callable[[dict[str, Any]], None]
+
 #: Longest time between two looks at whether the container still has processes (seconds).
 _ALIVE_CHECK = 0.5
-
-Emit = Callable[[dict[str, Any]], None]
 
 
 def stream(state: ContainerState, interval: float, emit: Emit) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import TYPE_CHECKING, Any
 
 from pyrunc.container.state import (
     ContainerError,
@@ -20,7 +19,10 @@ from pyrunc.container.state import (
     validate_id,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrunc.cgroups import CgroupJoiner
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import time
-from typing import TYPE_CHECKING, Any
 
 from pyrunc import log
 from pyrunc.container.state import (
@@ -26,8 +24,12 @@ from pyrunc.container.state import (
     process_start_time,
     validate_id,
 )
+from pyrunc.linux.consts import SIGKILL
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrunc.cgroups import CgroupManager
     from pyrunc.spec.model import Config, IDMapping
 
@@ -397,12 +399,12 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
 
         load_manager(state.cgroup_paths).kill_all(sig)
         return
-    if not state.cgroup_paths and (all_processes or sig == signal.SIGKILL) \
+    if not state.cgroup_paths and (all_processes or sig == SIGKILL) \
             and not _has_private_pid_namespace(state):
         # A rootless container without a cgroup: only its init can be found (runc's fallback).
         log.warning("the container has no cgroup (rootless, none delegated): only its init is "
                     "signalled, processes it started may be left")
-    if sig == signal.SIGKILL and not _has_private_pid_namespace(state) and state.cgroup_paths:
+    if sig == SIGKILL and not _has_private_pid_namespace(state) and state.cgroup_paths:
         # runc >= 1.2: without a PID namespace of its own, killing the init would leave the
         # processes it started running; SIGKILL goes to the whole cgroup (thawed afterwards).
         if not init_alive(state):
@@ -417,7 +419,7 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
         os.kill(state.init_pid, sig)
     except ProcessLookupError:
         raise ContainerError("container not running") from None
-    if sig == signal.SIGKILL:
+    if sig == SIGKILL:
         _thaw_if_frozen(state)
 
 
@@ -480,11 +482,11 @@ def _kill_and_wait(state: ContainerState, timeout: float = 10.0) -> None:
     manager = load_manager(state.cgroup_paths)
     if init_alive(state):
         try:
-            os.kill(state.init_pid, signal.SIGKILL)
+            os.kill(state.init_pid, SIGKILL)
         except ProcessLookupError:
             pass
     try:
-        manager.kill_all(signal.SIGKILL)
+        manager.kill_all(SIGKILL)
     except OSError as exc:
         log.warning(f"kill remaining processes of {state.id}: {exc}")
     deadline = time.monotonic() + timeout
@@ -518,7 +520,7 @@ def destroy(state_dir: StateDir, state: ContainerState, *, run_poststop: bool = 
             # Without a pid namespace of its own, processes the init started can outlive it;
             # a cgroup with processes in it cannot be removed.
             if manager.pids():
-                manager.kill_all(signal.SIGKILL)
+                manager.kill_all(SIGKILL)
             manager.destroy()
         except OSError as exc:
             log.warning(f"remove cgroup of {state.id}: {exc}")

@@ -23,10 +23,13 @@ cgroup keeps its value), pyrunc keeps the old value: the cgroup files end up the
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from pyrunc import log
 from pyrunc.container.state import ContainerError, StateDir, derive_status, validate_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Integer fields of the update input whose type is checked, by section.
 _NUMBERS = {

@@ -65,3 +65,9 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # keyctl(2)
 KEYCTL_JOIN_SESSION_KEYRING = 1
+
+# signal(7): numbers that are the same on every Linux architecture. The `signal` module builds
+# an enum of every signal when imported (~6 ms), which `start`, `kill` and `delete` only need
+# for these two.
+SIGKILL = 9
+SIGTERM = 15

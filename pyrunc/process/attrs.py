@@ -13,7 +13,6 @@ import os
 import resource
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
 
 from pyrunc import trace
 from pyrunc.linux import syscalls
@@ -21,7 +20,10 @@ from pyrunc.linux.consts import PR_SET_DUMPABLE, PR_SET_KEEPCAPS
 from pyrunc.process import sync
 from pyrunc.spec.model import Config, Process
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from pyrunc.seccomp import Filter
 
 

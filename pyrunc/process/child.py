@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import NoReturn
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import (
@@ -25,6 +24,10 @@ from pyrunc.linux.consts import (
 from pyrunc.process import attrs, sync
 from pyrunc.process.launchspec import LaunchSpec
 from pyrunc.spec.model import Config, Process
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG
 from pyrunc.process import attrs, sync
 from pyrunc.spec.model import Config, Process
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     from pyrunc.cgroups import CgroupJoiner
 
 

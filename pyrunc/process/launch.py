@@ -16,14 +16,16 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import PR_SET_CHILD_SUBREAPER
 from pyrunc.process import sync
 from pyrunc.process.launchspec import LaunchSpec
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrunc.cgroups import CgroupJoiner
     from pyrunc.rootfs.idmap import UsernsFds
 

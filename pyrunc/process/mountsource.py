@@ -23,17 +23,19 @@ of the config.
 
 from __future__ import annotations
 
-import json
+# Not `socket` or `json`: their imports cost milliseconds of every create (see sync.py).
+import _socket
 import os
-import socket
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from pyrunc import fastjson
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import CLONE_NEWNS
 from pyrunc.process import sync
 
+TYPE_CHECKING = False  # not `typing`: see pyrunc/records.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyrunc.rootfs.idmap import UsernsFds
     from pyrunc.spec.model import Config
 
@@ -116,13 +118,13 @@ def open_in_mount_namespace(pid: int, path: str,
     """opener(path) (by default open(path, O_PATH)) as this process, but resolved in process
     `pid`'s mount namespace."""
     ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     try:
         helper = os.fork()
         if helper == 0:
             _helper(ours, theirs, ns, path, opener)
         theirs.close()
-        data, fds, _flags, _addr = socket.recv_fds(ours, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+        data, fds = sync.recv_fds(ours, 4096, 1)
         _reap(helper)
     finally:
         os.close(ns)
@@ -131,23 +133,23 @@ def open_in_mount_namespace(pid: int, path: str,
             theirs.close()
     if fds:
         return fds[0]
-    reply = json.loads(data or b'{"errno": 5, "message": "mount source helper died"}')
+    reply = fastjson.loads(data or b'{"errno": 5, "message": "mount source helper died"}')
     raise syscalls.KernelError(int(reply["errno"]), reply["message"], path)
 
 
-def _helper(ours: socket.socket, theirs: socket.socket, ns: int, path: str,
+def _helper(ours: _socket.socket, theirs: _socket.socket, ns: int, path: str,
             opener: Callable[[str], int]) -> None:
     """The forked helper: never returns."""
     try:
         ours.close()
         syscalls.setns(ns, CLONE_NEWNS, step="join the container's mount namespace")
         fd = opener(path)
-        socket.send_fds(theirs, [b"fd"], [fd])
+        sync.send_fds(theirs, b"fd", [fd])
     except OSError as exc:
         err = exc.errno or 5
         step = getattr(exc, "step", None) or f"open {path}"
         try:
-            theirs.send(json.dumps({"errno": err, "message": step}).encode())
+            theirs.send(fastjson.dumps({"errno": err, "message": step}).encode())
         except OSError:
             pass
     except BaseException:  # noqa: BLE001 - a forked child must not return into the caller

@@ -8,12 +8,18 @@ died (it then exits instead of waiting forever).
 
 from __future__ import annotations
 
+# `_socket` rather than `socket`: the `socket` module builds its enums at import (~4 ms of
+# `create`) and adds nothing this channel uses. fastjson rather than `json`, for the same reason.
+import _socket
 import array
-import json
 import os
 import select
-import socket
-from typing import Any
+
+from pyrunc import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Message kinds, in the order a successful creation sends them.
 CGROUP_JOINED = "cgroup-joined"      # runtime -> intermediate: you are in the container's cgroup
@@ -45,18 +51,18 @@ class ChannelClosed(Exception):
 
 
 class SyncChannel:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
 
     @staticmethod
     def pair() -> tuple[SyncChannel, SyncChannel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         for sock in (a, b):
             # One datagram must fit the send buffer: room for a large hook state (annotations).
             try:
-                sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, _SEND_BUFFER)
+                sock.setsockopt(_socket.SOL_SOCKET, _SO_SNDBUFFORCE, _SEND_BUFFER)
             except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, _SEND_BUFFER)
         return SyncChannel(a), SyncChannel(b)
 
     def fileno(self) -> int:
@@ -64,26 +70,26 @@ class SyncChannel:
 
     def send(self, kind: str, fds: list[int] | None = None, **data: Any) -> None:
         """One message; `fds` travel beside it as SCM_RIGHTS (the peer gets its own copies)."""
-        payload = json.dumps({"type": kind, **data}).encode()
+        payload = fastjson.dumps({"type": kind, **data}).encode()
         if fds:
-            self.sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                           array.array("i", fds).tobytes())])
+            send_fds(self.sock, payload, fds)
         else:
             self.sock.send(payload)
 
     def send_with_fd(self, kind: str, fd: int, **data: Any) -> None:
         """One message carrying one file descriptor (SCM_RIGHTS)."""
-        socket.send_fds(self.sock, [json.dumps({"type": kind, **data}).encode()], [fd])
+        send_fds(self.sock, fastjson.dumps({"type": kind, **data}).encode(), [fd])
 
     def recv_with_fd(self) -> tuple[dict[str, Any], int | None]:
         """One message and the fd it carries, if any (received close-on-exec)."""
-        data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 1,
-                                                   socket.MSG_CMSG_CLOEXEC)
+        data, fds = recv_fds(self.sock, 1 << 16, 1)
         if not data:
+            for fd in fds:
+                os.close(fd)
             raise ChannelClosed()
         for extra in fds[1:]:
             os.close(extra)
-        return json.loads(data), (fds[0] if fds else None)
+        return fastjson.loads(data), (fds[0] if fds else None)
 
     def recv(self, timeout: float | None = None) -> dict[str, Any]:
         """The next message; passed fds are in its "fds" list (close them when done)."""
@@ -94,14 +100,10 @@ class SyncChannel:
         # A datagram is read whole or not at all: peek at its real size first (MSG_TRUNC makes
         # the kernel report it even when it exceeds the buffer), so no message is ever cut.
         length = self._peek_length()
-        data, ancdata, _, _ = self.sock.recvmsg(length + 1, socket.CMSG_SPACE(_MAX_FDS * 4))
+        data, fds = recv_fds(self.sock, length + 1, _MAX_FDS, cloexec=False)
         if not data:
             raise ChannelClosed()
-        msg: dict[str, Any] = json.loads(data)
-        fds: list[int] = []
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+        msg: dict[str, Any] = fastjson.loads(data)
         if fds:
             msg["fds"] = fds
         return msg
@@ -114,7 +116,7 @@ class SyncChannel:
 
         buf = ctypes.create_string_buffer(1)
         n = _libc.recv(self.sock.fileno(), buf, ctypes.c_size_t(1),
-                       ctypes.c_int(socket.MSG_PEEK | socket.MSG_TRUNC))
+                       ctypes.c_int(_socket.MSG_PEEK | _socket.MSG_TRUNC))
         if n < 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
@@ -135,3 +137,21 @@ class SyncChannel:
 
 class ChildError(Exception):
     """An error reported by a child process; its text is already the one line to show."""
+
+
+def send_fds(sock: _socket.socket, data: bytes, fds: list[int]) -> None:
+    """One datagram with `fds` beside it (SCM_RIGHTS), as socket.send_fds sends it."""
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                           array.array("i", fds).tobytes())])
+
+
+def recv_fds(sock: _socket.socket, bufsize: int, maxfds: int,
+             cloexec: bool = True) -> tuple[bytes, list[int]]:
+    """One datagram and the fds that came with it (close-on-exec unless told otherwise)."""
+    flags = _socket.MSG_CMSG_CLOEXEC if cloexec else 0
+    data, ancdata, _, _ = sock.recvmsg(bufsize, _socket.CMSG_SPACE(maxfds * 4), flags)
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+    return data, fds

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import NamedTuple
 
 from pyrunc.linux import inroot
 from pyrunc.linux.consts import (
@@ -33,6 +32,12 @@ from pyrunc.rootfs.helpers import (
 )
 from pyrunc.rootfs.mountinfo import MountInfo, _read_own_cgroups, read_mountinfo
 from pyrunc.spec.model import Config, Mount
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from pyrunc.records import NamedTuple
 
 
 def host_is_cgroup2_only() -> bool:

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from pyrunc.rootfs.resolve import _is_within
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from pyrunc.records import NamedTuple
 
 
 class MountInfo(NamedTuple):

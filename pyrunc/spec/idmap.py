@@ -16,10 +16,15 @@ Pure: no system call, so it is unit-tested without root. `pyrunc.rootfs.idmap` m
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from pyrunc.mountopts import parse_mount_options
 from pyrunc.spec.model import Config, IDMapping, Mount
+
+TYPE_CHECKING = False  # not `typing`: see pyrunc/records.py
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from pyrunc.records import NamedTuple
 
 
 class MountIdmap(NamedTuple):

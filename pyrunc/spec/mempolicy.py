@@ -3,7 +3,12 @@ checks it (mode known, flags known, node count that the mode allows)."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from pyrunc.records import NamedTuple
+
 
 #: Mode names -> the kernel's MPOL_* values (include/uapi/linux/mempolicy.h).
 MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,

@@ -11,10 +11,14 @@ Only the fields pyrunc acts on are modelled; the raw document stays available as
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 from pyrunc.spec.mempolicy import MemoryPolicy, parse_memory_policy
 from pyrunc.spec.resources import Resources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from pyrunc.records import NamedTuple
 
 #: Namespace types as the runtime-spec names them, in the order pyrunc joins or creates them.
 #: The user namespace comes first so that every other namespace is owned by it.

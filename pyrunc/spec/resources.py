@@ -6,7 +6,12 @@ The cgroup drivers receive these objects instead of the raw JSON, so a limit is 
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from pyrunc.records import NamedTuple
+
 
 
 class DeviceRule(NamedTuple):

@@ -13,12 +13,12 @@ Neither jsonschema nor fastjsonschema is imported when this module is imported.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 def _schema_dir() -> str:
     """The schemas at the repository root (an editable install), or where a normal install put
@@ -129,6 +129,8 @@ def bundle_schema(root_name: str, schema_dir: Path | str = SCHEMA_DIR) -> dict[s
     embedded: dict[str, Any] = {}
 
     def load(name: str) -> Any:
+        import json
+
         with open(os.path.join(schema_dir, name), encoding="utf-8") as f:
             return json.load(f)
 
@@ -313,6 +315,8 @@ def _describe(sub: Any, schema: dict[str, Any]) -> str:
 
 
 def _one_of(values: list[Any]) -> str:
+    import json  # error paths only: json is not cheap to import on create's path
+
     return "one of " + ", ".join(v if isinstance(v, str) else json.dumps(v) for v in values)
 
 
@@ -329,6 +333,8 @@ def _json_type(value: object) -> str:
 
 
 def _short(value: object, limit: int = 60) -> str:
+    import json
+
     try:
         text = json.dumps(value, sort_keys=True)
     except (TypeError, ValueError):

@@ -28,7 +28,8 @@ def test_version_first_line_is_what_go_runc_parses():
     assert any(line.startswith("spec: 1.3.0") for line in lines)
 
 
-@pytest.mark.parametrize("module", ["jsonschema", "fastjsonschema", "pyroute2"])
+@pytest.mark.parametrize("module", ["jsonschema", "fastjsonschema", "pyroute2", "typing",
+                                    "json", "re"])
 @pytest.mark.parametrize("args", [["--version"], ["state", "no-such-container"],
                                   ["kill", "no-such-container", "KILL"],
                                   ["delete", "no-such-container"]])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +53,12 @@ def test_importing_it_does_not_import_json():
     code = "import sys, pyrunc.fastjson; print('json' in sys.modules, 're' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.split()[0] == "False"
+
+
+@pytest.mark.parametrize("text", ['{"a": 1,}', '{"a" 1}', '[1, 2', '{"a": [1, }'])
+def test_malformed_input_is_a_value_error_even_without_json_imported(text):
+    code = ("import sys\nfrom pyrunc import fastjson\n"
+            f"try:\n    fastjson.loads({text!r})\nexcept ValueError:\n    print('ValueError')\n"
+            "print('json' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["ValueError", "False"], result.stderr

@@ -15,8 +15,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from pyrunc.cgroups import CgroupError
 from pyrunc.cgroups.fs import (
@@ -27,10 +25,16 @@ from pyrunc.cgroups.fs import (
     read,
     write,
 )
-from pyrunc.spec.resources import Resources
 
-Wanted = Callable[[Resources], "str | None"]
-Apply = Callable[[str, Resources], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from pyrunc.spec.resources import DeviceRule, Resources
+
+    # Type aliases only: `kill` and `delete` load this module and need no config model.
+    Wanted = Callable[[Resources], "str | None"]
+    Apply = Callable[[str, Resources], None]
 
 
 def _controllers() -> list[tuple[str, str, Wanted, Apply]]:
@@ -48,11 +52,6 @@ def _controllers() -> list[tuple[str, str, Wanted, Apply]]:
         ("net_prio", "network", net.prio_wanted, net.apply_prio),
         ("rdma", "rdma", rdma.wanted, rdma.apply),
     ]
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from pyrunc.spec.resources import DeviceRule
 
 # freezer.state moves THAWED -> FREEZING -> FROZEN; tasks in uninterruptible sleep can hold it in
 # FREEZING, and re-writing FROZEN nudges the kernel to retry them.

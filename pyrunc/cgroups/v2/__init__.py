@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from pyrunc.cgroups import UNIFIED, V2_ROOT, CgroupError
 from pyrunc.cgroups.fs import FsManagerBase, cgroup_mounts, hierarchy_dir, own_cgroups, read, write
-from pyrunc.spec.resources import Resources
+from pyrunc.linux.consts import SIGKILL
 
-Wanted = Callable[[Resources], "str | None"]
-Apply = Callable[[str, Resources], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from pyrunc.spec.resources import DeviceRule, Resources
+
+    # Type aliases only: `kill` and `delete` load this module and need no config model.
+    Wanted = Callable[[Resources], "str | None"]
+    Apply = Callable[[str, Resources], None]
 
 
 def _controllers() -> list[tuple[str, Wanted, Apply]]:
@@ -35,13 +39,6 @@ def _controllers() -> list[tuple[str, Wanted, Apply]]:
             ("cpu", cpuset.wanted, cpuset.apply),
             ("hugepageLimits", hugetlb.wanted, hugetlb.apply),
             ("rdma", rdma.wanted, rdma.apply)]
-
-
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from pyrunc.spec.resources import DeviceRule
 
 _FREEZE_TIMEOUT = 5.0
 _FREEZE_POLL = 0.001
@@ -153,7 +150,7 @@ class FsV2Manager(FsManagerBase):
     def kill_all(self, sig: int) -> None:
         """SIGKILL through cgroup.kill when the kernel has it (no race with forking tasks); a paused
         container is thawed afterwards, as with the freeze-signal-thaw fallback."""
-        if sig == signal.SIGKILL and os.path.exists(os.path.join(self._dir, "cgroup.kill")):
+        if sig == SIGKILL and os.path.exists(os.path.join(self._dir, "cgroup.kill")):
             try:
                 write(self._dir, "cgroup.kill", "1", f"kill cgroup {self._dir}")
                 if self.is_frozen():
