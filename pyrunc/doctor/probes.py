@@ -216,7 +216,9 @@ def overlayfs() -> Finding:
 
 
 def _idmap_probe() -> str:
+    # Imported before the tmpfs goes up: it may cover the directory pyrunc is imported from.
     from pyrunc.linux import mountapi
+    from pyrunc.linux.userns import new_user_namespace
 
     base = _private_tmpfs()
     source, target = os.path.join(base, "src"), os.path.join(base, "dst")
@@ -224,8 +226,6 @@ def _idmap_probe() -> str:
     os.mkdir(target)
     open(os.path.join(source, "file"), "w").close()
     os.chown(os.path.join(source, "file"), 0, 0)
-    from pyrunc.linux.userns import new_user_namespace
-
     userns = new_user_namespace("0 100000 65536\n", "0 100000 65536\n", what="the idmap")
     tree = mountapi.open_tree(source)
     mountapi.set_idmap(tree, userns)

@@ -10,7 +10,6 @@ import os
 import posixpath
 import stat
 from collections.abc import Iterator
-from typing import NamedTuple
 
 from pyrunc.linux import inroot
 from pyrunc.linux.consts import (
@@ -35,6 +34,12 @@ from pyrunc.remount import remount_bind
 from pyrunc.rootfs.mountinfo import _mount_containing, read_mountinfo
 from pyrunc.rootfs.resolve import _is_within, secure_join
 from pyrunc.spec.model import Mount
+
+TYPE_CHECKING = False  # not `typing`: see pyrunc/records.py
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from pyrunc.records import NamedTuple
 
 #: Flags every cgroup filesystem in a container gets.
 _CGROUP_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
