@@ -44,7 +44,7 @@ def system_pyrunc() -> str:
     if not os.path.exists(SYSTEM_PYRUNC):
         message = (f"{SYSTEM_PYRUNC} is missing: run the README's install step "
                    f"(/usr/bin/python3 -m venv /opt/pyrunc && /opt/pyrunc/bin/pip install . && "
-                   f"ln -sf /opt/pyrunc/bin/pyrunc /usr/local/bin/pyrunc)")
+                   f"/opt/pyrunc/bin/python -I -m pyrunc.launcher /usr/local/bin/pyrunc)")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -58,7 +58,7 @@ def system_pyrunc() -> str:
 def installed_package_dir() -> Path:
     """Where the interpreter of the every-user pyrunc imports `pyrunc` from."""
     script = Path(os.path.realpath(SYSTEM_PYRUNC))
-    interpreter = script.read_text().splitlines()[0].removeprefix("#!").strip()
+    interpreter = script.read_text().splitlines()[0].removeprefix("#!").split()[0]
     out = subprocess.run([interpreter, "-c", "import pyrunc, os; "
                           "print(os.path.dirname(pyrunc.__file__))"],
                          capture_output=True, text=True, check=True, cwd="/")

@@ -22,12 +22,15 @@ if TYPE_CHECKING:
 
 def _schema_dir() -> str:
     """The schemas at the repository root (an editable install), or where a normal install put
-    them (`share/pyrunc/schemas` under the environment's prefix, pyproject's data-files)."""
-    import sys
+    them (`share/pyrunc/schemas` under the environment's prefix, pyproject's data-files).
 
-    in_checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.realpath(__file__)))), "schemas")  # a str: pathlib costs milliseconds to import
-    installed = os.path.join(sys.prefix, "share", "pyrunc", "schemas")
+    The prefix is found from this file (<prefix>/lib/pythonX.Y/site-packages/pyrunc/spec/), not
+    from sys.prefix, which is the base interpreter's when `site` did not run (the launcher's -S).
+    """
+    up = os.path.dirname
+    package_dir = up(up(os.path.realpath(__file__)))   # a str: pathlib costs ms to import
+    in_checkout = os.path.join(up(package_dir), "schemas")
+    installed = os.path.join(up(up(up(up(package_dir)))), "share", "pyrunc", "schemas")
     if not os.path.isdir(in_checkout) and os.path.isdir(installed):
         return installed
     return in_checkout
