@@ -97,7 +97,10 @@ def bench_state_exec(bench: Bench, do_state: bool, do_exec: bool) -> None:
                 probe = running.get(runtime.name)
                 if probe is None:
                     continue
-                for metric, argv in ((state, ["state", probe]), (execm, ["exec", probe, "/bin/true"])):
+                for metric, argv in (
+                    (state, ["state", probe]),
+                    (execm, ["exec", probe, "/bin/true"]),
+                ):
                     if metric is None:
                         continue
                     outcome = run_command(runtime.argv(*argv))

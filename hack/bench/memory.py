@@ -3,7 +3,7 @@
 ``linux.resources.memory.limit`` becomes the container cgroup's memory.limit_in_bytes (v1) or
 memory.max (v2). The runtime's own init joins that cgroup before it execs the container's
 program, so its footprint counts: a runtime whose init is larger needs a larger limit.
-Bisection per runtime between a limit that fails and one that works, to ``RESOLUTION``.
+Bisection per runtime between a limit that fails and one that works, to about 3%.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from .procs import run_command
 from .runtimes import Runtime
 
 MiB = 1024 * 1024
-LOW = 256 * 1024
+LOW = 32 * 1024
 HIGH = 256 * MiB
-RESOLUTION = 128 * 1024
+RESOLUTION = 32 * 1024  # or 1/32 of the limit, whichever is larger
 
 
 def runs_ok(bench: Bench, runtime: Runtime, limit: int) -> tuple[bool, str]:
@@ -38,7 +38,7 @@ def smallest_limit(bench: Bench, runtime: Runtime) -> tuple[int | None, str]:
     if ok:
         return LOW, f"works at the lowest limit tried ({LOW // 1024} KiB)"
     low, high, last_error = LOW, HIGH, ""
-    while high - low > RESOLUTION:
+    while high - low > max(RESOLUTION, high // 32):
         middle = (low + high) // 2 // 4096 * 4096
         ok, why = runs_ok(bench, runtime, middle)
         if ok:

@@ -127,10 +127,20 @@ def proc_status_kib(pid: int, fields: tuple[str, ...] = ("VmRSS", "RssAnon")) ->
     return values
 
 
-def mount_count(pid: int) -> int | None:
-    """Lines of ``/proc/<pid>/mountinfo``: how many mounts that process's namespace holds."""
+def mount_stats(pid: int) -> tuple[int, int] | None:
+    """Mounts in ``pid``'s namespace (mountinfo lines) and distinct tmpfs superblocks among them.
+
+    A bind of a tmpfs is one more line but not one more superblock: masking with binds of one
+    tmpfs and masking with a tmpfs per directory differ in the second figure, not the first.
+    """
     try:
-        with open(f"/proc/{pid}/mountinfo", "rb") as info:
-            return sum(1 for _ in info)
+        with open(f"/proc/{pid}/mountinfo") as info:
+            lines = info.read().splitlines()
     except OSError:
         return None
+    tmpfs = set()
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        if right.split(" ", 1)[0] == "tmpfs":
+            tmpfs.add(left.split(" ")[2])
+    return len(lines), len(tmpfs)

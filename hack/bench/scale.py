@@ -4,8 +4,9 @@ At each level (``--scale 0,100,1000``) every runtime is brought to that many ali
 containers, then the same commands are timed again: ``run`` of /bin/true, ``state`` of one
 running probe container (always there, on top of the level), ``list``, and — for masking —
 ``create`` with Kubernetes' maskedPaths/readonlyPaths against ``create`` with both lists
-empty. Each created container's mount table is counted (lines of its init's mountinfo):
-pyrunc masks every directory with binds of one read-only tmpfs, runc mounts one per path.
+empty. Each created container's mount table is counted (lines of its init's mountinfo) and
+so are its distinct tmpfs superblocks: pyrunc masks every directory with binds of one
+read-only tmpfs, runc mounts a tmpfs per directory; both add one mount per masked path.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .context import SLEEP, Bench
-from .procs import mount_count, reap_children, run_command
+from .procs import mount_stats, reap_children, run_command
 from .runtimes import Runtime
 from .stats import Samples
 
@@ -106,17 +107,19 @@ def measure_masking(bench: Bench, level: int) -> None:
         mounts = res.metric(
             f"mounts_{masks}", "masking", f"mounts per container, {what}", unit="count"
         )
+        tmpfs = res.metric(f"tmpfs_{masks}", "masking", f"tmpfs superblocks, {what}", unit="count")
         for _, order in bench.rounds():
             for runtime in order:
                 cid = bench.new_id(runtime, f"mask{masks}")
                 outcome, pid = bench.create(runtime, cid, SLEEP, masks=masks)
                 if outcome.ok and pid is not None:
                     create.samples(runtime.name).add(outcome.seconds)
-                    count = mount_count(pid)
-                    if count is None:
+                    counts = mount_stats(pid)
+                    if counts is None:
                         mounts.samples(runtime.name).fail(f"/proc/{pid}/mountinfo unreadable")
                     else:
-                        mounts.samples(runtime.name).add(float(count))
+                        mounts.samples(runtime.name).add(float(counts[0]))
+                        tmpfs.samples(runtime.name).add(float(counts[1]))
                 else:
                     create.samples(runtime.name).fail(outcome.describe())
                 bench.delete(runtime, cid)
