@@ -42,7 +42,8 @@ def test_ratios_use_medians_and_the_wrapper_is_taken_off_crun_only() -> None:
     memory = results.metric("rss", "lifecycle", "RSS", unit="KiB")
     memory.values = {"pyrunc": Samples([2048.0]), "crun": Samples([1024.0])}
     data = results.to_dict()
-    assert data["run"]["ratios"] == {"pyrunc/runc": pytest.approx(3.0), "pyrunc/crun": pytest.approx(3.0)}
+    assert data["run"]["ratios"] == {"pyrunc/runc": pytest.approx(3.0),
+                                     "pyrunc/crun": pytest.approx(3.0)}
     assert data["rss"]["ratios"] == {"pyrunc/crun": pytest.approx(2.0)}  # no wrapper on memory
 
 
@@ -53,8 +54,8 @@ def test_tables_show_every_measure_with_units() -> None:
     results.metric("init_rss", "lifecycle", "waiting init VmRSS", unit="KiB").values = {
         "pyrunc": Samples([10240.0])}
     data = {"metrics": results.to_dict(), "config": {"argv": ["-n", "2"]},
-            "machine": {"date": "d", "cpus": 2, "kernel": "k", "python": "3.11", "versions": {"runc": "1.1"},
-                        "load_before": "0.1", "load_after": "0.2"}}
+            "machine": {"date": "d", "cpus": 2, "kernel": "k", "python": "3.11",
+                        "versions": {"runc": "1.1"}, "load_before": "0.1", "load_after": "0.2"}}
     table = plain_table(data)
     assert "17.5 ms (17.1–17.9 ms)" in table and "5.0 ms" in table and "10.00 MiB" in table
     markdown = markdown_table(data)
