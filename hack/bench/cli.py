@@ -156,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     results = Results({r.name for r in runtimes if r.wrapped})
     results.notes += notes
     started = time.monotonic()
+    if not runtimes:
+        print("bench: none of the requested runtimes is installed", file=sys.stderr)
+        tmp.rmdir()
+        return 1
     try:
-        if not runtimes:
-            print("bench: none of the requested runtimes is installed", file=sys.stderr)
-            return 1
         spec = working_spec_command([r.command for r in runtimes if r.name in ("pyrunc", "runc")])
         factory = BundleFactory(tmp, spec, cgroup_root)
         results.notes.append(
@@ -172,11 +173,20 @@ def main(argv: list[str] | None = None) -> int:
                 results.notes.append(note)
         bench = Bench(runtimes, factory, results, args.n, tag, tmp)
         run_scenarios(bench, args.only, args.scale)
-    finally:
-        results.notes += cleanup(runtimes, cgroup_root, tmp, args.keep)
-        leaked = leaks(runtimes, cgroup_root, tmp, args.keep)
-        if args.keep:
-            results.notes.append(f"kept {tmp}")
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # Ctrl-C, SIGTERM or SIGHUP: clean up, say so, and report nothing half-measured.
+        print(f"bench: interrupted ({type(stop).__name__}); cleaning up", file=sys.stderr)
+        cleanup(runtimes, cgroup_root, tmp, args.keep)
+        leftover = leaks(runtimes, cgroup_root, tmp, args.keep)
+        print(f"bench: leaks after cleanup: {', '.join(leftover) or 'none'}", file=sys.stderr)
+        return stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int) else 130
+    except BaseException:
+        cleanup(runtimes, cgroup_root, tmp, args.keep)
+        raise
+    results.notes += cleanup(runtimes, cgroup_root, tmp, args.keep)
+    leaked = leaks(runtimes, cgroup_root, tmp, args.keep)
+    if args.keep:
+        results.notes.append(f"kept {tmp}")
     results.notes.append(f"benchmark took {time.monotonic() - started:.0f} s")
     data = build_data(results, runtimes, raw, args, load_before, leaked)
     print_report(data, args.markdown)
