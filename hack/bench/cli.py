@@ -20,7 +20,7 @@ from .floor import bench_floor, bench_imports, interpreter_of
 from .latency import bench_concurrent, bench_lifecycle, bench_run, bench_state_exec
 from .memory import bench_memory_limit
 from .procs import become_subreaper
-from .report import print_report, write_json, write_png
+from .report import print_report, update_readme, write_json, write_png
 from .runtimes import find_runtimes
 from .scale import bench_scale
 from .stats import Results
@@ -68,6 +68,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--markdown", action="store_true", help="print the table as the README's Markdown block"
+    )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="replace the table between the bench markers in this file (e.g. README.md)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (bundles, roots)"
@@ -157,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     results.notes += notes
     started = time.monotonic()
     if not runtimes:
+        for note in notes:
+            print(f"bench: {note}", file=sys.stderr)
         print("bench: none of the requested runtimes is installed", file=sys.stderr)
         tmp.rmdir()
         return 1
@@ -168,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for runtime in runtimes:
             if runtime.name == "crun" and (
-                note := factory.align_version(runtime.name, runtime.command)
+                aligned := factory.align_version(runtime.name, runtime.command)
             ):
-                results.notes.append(note)
+                results.notes.append(aligned)
         bench = Bench(runtimes, factory, results, args.n, tag, tmp)
         run_scenarios(bench, args.only, args.scale)
     except (KeyboardInterrupt, SystemExit) as stop:
@@ -194,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         write_json(data, args.json)
     if args.png:
         write_png(data, args.png)
+    if args.readme:
+        update_readme(data, args.readme)
     measured = any(fig["n"] for m in data["metrics"].values() for fig in m["runtimes"].values())
     return 0 if measured and not leaked else 1
 

@@ -117,6 +117,20 @@ def print_report(data: dict[str, Any], markdown: bool) -> None:
     )
 
 
+README_BEGIN = "<!-- hack/bench.py --readme: begin -->"
+README_END = "<!-- hack/bench.py --readme: end -->"
+
+
+def update_readme(data: dict[str, Any], path: Path) -> None:
+    """Replace the block between the README's two markers with this run's Markdown table."""
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{path}: markers {README_BEGIN!r} and {README_END!r} not found")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    path.write_text(f"{head}{README_BEGIN}\n{markdown_table(data)}\n{README_END}{tail}")
+
+
 def write_json(data: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
@@ -127,6 +141,7 @@ def write_png(data: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     metrics = data["metrics"]
     runtimes = [n for n in columns(metrics)[0] if n in ("pyrunc", "runc", "crun")]
@@ -176,6 +191,7 @@ def write_png(data: dict[str, Any], path: Path) -> None:
         ax.invert_yaxis()
         if scale == 1000.0:
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.tick_params(axis="x", labelsize=7)
         ax.set_title(title, fontsize=9)
         ax.grid(axis="x", linewidth=0.3)
