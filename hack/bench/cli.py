@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import signal
@@ -73,6 +74,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--readme",
         type=Path,
         help="replace the table between the bench markers in this file (e.g. README.md)",
+    )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="measure nothing: print and write the outputs from an earlier run's --json file",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (bundles, roots)"
@@ -146,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the scenarios, clean up, report; 1 when nothing was measured or something leaked."""
     raw = sys.argv[1:] if argv is None else argv
     args = parse_args(raw)
+    if args.from_json:
+        return write_outputs(json.loads(args.from_json.read_text()), args)
     if os.geteuid() != 0:
         print("bench: must run as root (it starts containers)", file=sys.stderr)
         return 1
@@ -196,15 +204,24 @@ def main(argv: list[str] | None = None) -> int:
         results.notes.append(f"kept {tmp}")
     results.notes.append(f"benchmark took {time.monotonic() - started:.0f} s")
     data = build_data(results, runtimes, raw, args, load_before, leaked)
+    status = write_outputs(data, args)
+    return 1 if leaked else status
+
+
+def write_outputs(data: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print the report and write the files asked for; 1 when nothing was measured."""
     print_report(data, args.markdown)
-    if args.json:
+    if args.json and not args.from_json:
         write_json(data, args.json)
     if args.png:
         write_png(data, args.png)
     if args.readme:
         update_readme(data, args.readme)
-    measured = any(fig["n"] for m in data["metrics"].values() for fig in m["runtimes"].values())
-    return 0 if measured and not leaked else 1
+    return (
+        0
+        if any(fig["n"] for m in data["metrics"].values() for fig in m["runtimes"].values())
+        else 1
+    )
 
 
 def build_data(

@@ -145,27 +145,38 @@ def write_png(data: dict[str, Any], path: Path) -> None:
 
     metrics = data["metrics"]
     runtimes = [n for n in columns(metrics)[0] if n in ("pyrunc", "runc", "crun")]
+    many = [
+        m
+        for k, m in metrics.items()
+        if m["unit"] == "s" and (m["scenario"] == "concurrent" or k.startswith("populate"))
+    ]
     panels = [
         (
-            "latency per command (ms, log scale)",
-            [m for m in metrics.values() if m["unit"] == "s" and m["scenario"] not in ("wrapper",)],
+            "one command (ms, log scale)",
+            [
+                m
+                for m in metrics.values()
+                if m["unit"] == "s" and m["scenario"] != "wrapper" and m not in many
+            ],
             1000.0,
+            True,
         ),
-        ("memory (MiB)", [m for m in metrics.values() if m["unit"] == "KiB"], 1 / 1024),
+        ("many containers (s, wall, log scale)", many, 1.0, True),
+        ("memory (MiB)", [m for m in metrics.values() if m["unit"] == "KiB"], 1 / 1024, False),
     ]
     panels = [p for p in panels if p[1]]
     if not panels:
         return
-    heights = [max(2.0, 0.32 * len(p[1]) * max(1, len(runtimes)) / 2) for p in panels]
+    heights = [0.5 + 0.15 * len(p[1]) * max(1, len(runtimes)) for p in panels]
     fig, axes = plt.subplots(
         len(panels),
         1,
-        figsize=(8, sum(heights) + 0.6),
+        figsize=(8, sum(heights) + 0.8),
         gridspec_kw={"height_ratios": heights},
         squeeze=False,
     )
     colours = {"pyrunc": "#3572A5", "runc": "#00ADD8", "crun": "#A8B9CC"}
-    for ax, (title, chosen, scale) in zip(axes[:, 0], panels, strict=True):
+    for ax, (title, chosen, scale, log) in zip(axes[:, 0], panels, strict=True):
         width = 0.8 / max(1, len(runtimes))
         for i, name in enumerate(runtimes):
             ys, xs, lo, hi = [], [], [], []
@@ -184,24 +195,24 @@ def write_png(data: dict[str, Any], path: Path) -> None:
                 xerr=[lo, hi],
                 label=name,
                 color=colours.get(name),
-                error_kw={"elinewidth": 0.8, "capsize": 1.5},
+                error_kw={"elinewidth": 0.6, "capsize": 1.2},
             )
         ax.set_yticks([j + width * (len(runtimes) - 1) / 2 for j in range(len(chosen))])
         ax.set_yticklabels([m["label"] for m in chosen], fontsize=7)
         ax.invert_yaxis()
-        if scale == 1000.0:
+        if log:
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.tick_params(axis="x", labelsize=7)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=8)
         ax.grid(axis="x", linewidth=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     machine = data["machine"]
     fig.suptitle(
         f"pyrunc vs runc vs crun — {machine['date']}, {machine['cpus']} cores, "
         f"Linux {machine['kernel']}",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -66,7 +66,9 @@ class Runtime:
             ).stdout
         except (OSError, subprocess.TimeoutExpired):
             return "unknown"
-        return out.splitlines()[0].strip() if out.strip() else "unknown"
+        first = out.splitlines()[0].strip() if out.strip() else "unknown"
+        # pyrunc answers in runc's format ("runc version X"): name the runtime, keep the number.
+        return f"{self.name} {first.split(' version ', 1)[1]}" if " version " in first else first
 
 
 def locate(name: str) -> list[str] | None:
