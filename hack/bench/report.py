@@ -148,7 +148,8 @@ def write_png(data: dict[str, Any], path: Path) -> None:
     many = [
         m
         for k, m in metrics.items()
-        if m["unit"] == "s" and (m["scenario"] == "concurrent" or k.startswith("populate"))
+        if m["unit"] == "s"
+        and (m["scenario"] == "concurrent" or k.startswith(("populate", "scale_clear")))
     ]
     panels = [
         (
