@@ -10,6 +10,7 @@ import ctypes
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -40,20 +41,31 @@ def run_command(
 ) -> Outcome:
     """Run ``argv`` with stdin from /dev/null and output to temporary files; time it.
 
-    A command past ``timeout`` is killed and reported as exit 124 (as timeout(1) does).
+    A command past ``timeout`` is killed and reported as exit 124 (as timeout(1) does). The
+    deadline is a timer thread, not ``subprocess.run(timeout=...)``: that one polls with
+    sleeps that double up to 50 ms, which would round every timing up to its next step.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out if want_stdout else subprocess.DEVNULL,
+            stderr=err,
+        )
+        expired = threading.Event()
+
+        def kill() -> None:
+            expired.set()
+            proc.kill()
+
+        watchdog = threading.Timer(timeout, kill)
+        watchdog.start()
         try:
-            code = subprocess.run(
-                argv,
-                check=False,
-                stdin=subprocess.DEVNULL,
-                stdout=out if want_stdout else subprocess.DEVNULL,
-                stderr=err,
-                timeout=timeout,
-            ).returncode
-        except subprocess.TimeoutExpired:
+            code = proc.wait()  # a blocking waitpid: returns as soon as the command exits
+        finally:
+            watchdog.cancel()
+        if expired.is_set():
             code = 124
         elapsed = time.perf_counter() - start
         out.seek(0)
