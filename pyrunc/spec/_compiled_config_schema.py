@@ -28,17 +28,38 @@ class JsonSchemaValuesException(ValueError):
 class Decimal:
     """Stand-in so isinstance checks work without importing decimal (json.loads never yields one)."""
 
+
+class _Pattern:
+    """An anchored pattern (^...$) of literal characters and character sets, each once (1, 1),
+    optional-repeated (0, None) or repeated (1, None), matched without `re`. The generator only
+    builds one where every repeated set is last or disjoint from the set after it, so a greedy
+    scan decides exactly what `re` would."""
+
+    def __init__(self, pattern, tokens):
+        self.pattern = pattern
+        self.tokens = tokens   # (characters, negated, least, most or None)
+
+    def search(self, text):
+        i, end = 0, len(text)
+        for chars, negated, least, most in self.tokens:
+            n = 0
+            while i < end and (most is None or n < most) and (text[i] in chars) != negated:
+                i += 1
+                n += 1
+            if n < least:
+                return None
+        return self if i == end else None
+
 VERSION = "2.22.3"
-import re
 
 
 REGEX_PATTERNS = {
-    '^RLIMIT_[A-Z]+$': re.compile('^RLIMIT_[A-Z]+\\Z'),
-    '^[0-9, -]*$': re.compile('^[0-9, -]*\\Z'),
-    '^MB:[^\\n]*$': re.compile('^MB:[^\\n]*\\Z'),
-    '^[^\\n]*$': re.compile('^[^\\n]*\\Z'),
-    '^[1-9][0-9]*[KMG]B$': re.compile('^[1-9][0-9]*[KMG]B\\Z'),
-    '^[rwm]*$': re.compile('^[rwm]*\\Z')
+    '^RLIMIT_[A-Z]+$': _Pattern('^RLIMIT_[A-Z]+$', (('R', False, 1, 1), ('L', False, 1, 1), ('I', False, 1, 1), ('M', False, 1, 1), ('I', False, 1, 1), ('T', False, 1, 1), ('_', False, 1, 1), ('ABCDEFGHIJKLMNOPQRSTUVWXYZ', False, 1, None),)),
+    '^[0-9, -]*$': _Pattern('^[0-9, -]*$', ((' ,-0123456789', False, 0, None),)),
+    '^MB:[^\\n]*$': _Pattern('^MB:[^\\n]*$', (('M', False, 1, 1), ('B', False, 1, 1), (':', False, 1, 1), ('\n', True, 0, None),)),
+    '^[^\\n]*$': _Pattern('^[^\\n]*$', (('\n', True, 0, None),)),
+    '^[1-9][0-9]*[KMG]B$': _Pattern('^[1-9][0-9]*[KMG]B$', (('123456789', False, 1, 1), ('0123456789', False, 0, None), ('GKM', False, 1, 1), ('B', False, 1, 1),)),
+    '^[rwm]*$': _Pattern('^[rwm]*$', (('mrw', False, 0, None),))
 }
 
 NoneType = type(None)
