@@ -12,7 +12,6 @@ by signal N, like a shell.
 from __future__ import annotations
 
 import os
-import signal
 
 from pyrunc.cli.create import FLAGS as CREATE_FLAGS
 from pyrunc.cli.create import create_options, enter_bundle
@@ -20,6 +19,11 @@ from pyrunc.cli.flags import Flag, UsageError
 from pyrunc.container.state import ContainerError
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # the C module: `signal` itself builds enums, ms of every create
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
 from collections.abc import Callable
 
 from pyrunc import trace
@@ -21,6 +20,11 @@ from pyrunc.process import sync
 from pyrunc.spec.model import Config, Process
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # the C module: `signal` itself builds enums, ms of every create
+
 if TYPE_CHECKING:
     from typing import NoReturn
 

@@ -13,7 +13,6 @@ one line, then `os._exit` — a forked child must never return into the CLI's co
 from __future__ import annotations
 
 import os
-import signal
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import (
@@ -26,6 +25,11 @@ from pyrunc.process.launchspec import LaunchSpec
 from pyrunc.spec.model import Config, Process
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # the C module: `signal` itself builds enums, ms of every create
+
 if TYPE_CHECKING:
     from typing import NoReturn
 

@@ -17,7 +17,6 @@ interpreter or the host's files through them (the CVE-2019-5736 class).
 from __future__ import annotations
 
 import os
-import signal
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG
@@ -25,6 +24,11 @@ from pyrunc.process import attrs, sync
 from pyrunc.spec.model import Config, Process
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # the C module: `signal` itself builds enums, ms of every create
+
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 

@@ -14,7 +14,6 @@ must collect its exit status.
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable
 
 from pyrunc.linux import syscalls
@@ -23,6 +22,11 @@ from pyrunc.process import sync
 from pyrunc.process.launchspec import LaunchSpec
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # the C module: `signal` itself builds enums, ms of every create
+
 if TYPE_CHECKING:
     from typing import Any
 
@@ -200,7 +204,9 @@ def _reap(pid: int) -> int | None:
 
 def _describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
-        return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+        import signal as names  # the error path only: the module with the enum of names
+
+        return f"killed by signal {names.Signals(os.WTERMSIG(status)).name}"
     return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
