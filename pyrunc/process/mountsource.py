@@ -35,6 +35,7 @@ from pyrunc.process import sync
 TYPE_CHECKING = False  # not `typing`: see pyrunc/records.py
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from pyrunc.rootfs.idmap import UsernsFds
     from pyrunc.spec.model import Config
@@ -43,16 +44,22 @@ if TYPE_CHECKING:
 def request(chan: sync.SyncChannel, source: str) -> int:
     """Init side: ask the runtime to open `source`; return the O_PATH fd (close-on-exec)."""
     chan.send(sync.MOUNT_SOURCE_REQUEST, source=source)
-    msg, fd = chan.recv_with_fd()
-    if msg["type"] == sync.ERROR:
-        raise sync.ChildError(msg["message"])
-    if msg["type"] != sync.MOUNT_SOURCE:
-        raise sync.ChildError(f"protocol error: expected {sync.MOUNT_SOURCE}, got {msg['type']}")
+    msg, fd = _receive_mount_source(chan)
     if fd is None:
         err = int(msg.get("errno") or 5)
         raise syscalls.KernelError(err, f"open bind source {source} from the host side "
                                         f"({msg.get('message', '')})", source)
     return fd
+
+
+def _receive_mount_source(chan: sync.SyncChannel) -> tuple[dict[str, Any], int | None]:
+    """The runtime's MOUNT_SOURCE answer: the message and its fd (None when it sent an errno)."""
+    msg, fd = chan.recv_with_fd()
+    if msg["type"] == sync.ERROR:
+        raise sync.ChildError(msg["message"])
+    if msg["type"] != sync.MOUNT_SOURCE:
+        raise sync.ChildError(f"protocol error: expected {sync.MOUNT_SOURCE}, got {msg['type']}")
+    return msg, fd
 
 
 def serve(chan: sync.SyncChannel, init_pid: int, source: str) -> None:
@@ -71,11 +78,7 @@ def serve(chan: sync.SyncChannel, init_pid: int, source: str) -> None:
 def request_idmapped(chan: sync.SyncChannel, index: int) -> int:
     """Init side: ask the runtime for the idmapped tree of mount `index`; return its fd."""
     chan.send(sync.IDMAPPED_MOUNT_REQUEST, mount=index)
-    msg, fd = chan.recv_with_fd()
-    if msg["type"] == sync.ERROR:
-        raise sync.ChildError(msg["message"])
-    if msg["type"] != sync.MOUNT_SOURCE:
-        raise sync.ChildError(f"protocol error: expected {sync.MOUNT_SOURCE}, got {msg['type']}")
+    msg, fd = _receive_mount_source(chan)
     if fd is None:
         raise syscalls.KernelError(int(msg.get("errno") or 5),
                                    str(msg.get("message") or f"idmapped mount /mounts/{index}"))
