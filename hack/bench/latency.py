@@ -8,8 +8,24 @@ from concurrent.futures import ThreadPoolExecutor
 from .context import SLEEP, Bench
 from .procs import proc_status_kib, reap_children, run_command, wait_gone
 from .runtimes import Runtime
+from .stats import Samples
 
 CONCURRENT = 50
+
+
+def time_run_true(bench: Bench, runtime: Runtime, samples: Samples, tag: str) -> bool:
+    """One timed ``run`` of /bin/true into `samples`; False (and the container deleted) when
+    it failed."""
+    cid = bench.new_id(runtime, tag)
+    bundle = bench.bundle(runtime, cid, ["/bin/true"])
+    outcome = run_command(runtime.argv("run", "--bundle", str(bundle), cid))
+    if outcome.ok:
+        samples.add(outcome.seconds)
+        runtime.created.discard(cid)
+        return True
+    samples.fail(outcome.describe())
+    bench.delete(runtime, cid)
+    return False
 
 
 def bench_run(bench: Bench) -> None:
@@ -17,14 +33,7 @@ def bench_run(bench: Bench) -> None:
     metric = bench.results.metric("run", "run", "run /bin/true", subtract_wrapper=True)
     for _, order in bench.rounds():
         for runtime in order:
-            cid = bench.new_id(runtime, "run")
-            bundle = bench.bundle(runtime, cid, ["/bin/true"])
-            outcome = run_command(runtime.argv("run", "--bundle", str(bundle), cid))
-            if outcome.ok:
-                metric.samples(runtime.name).add(outcome.seconds)
-                runtime.created.discard(cid)
-            else:
-                metric.samples(runtime.name).fail(outcome.describe())
+            time_run_true(bench, runtime, metric.samples(runtime.name), "run")
 
 
 def bench_lifecycle(bench: Bench) -> None:

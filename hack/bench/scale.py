@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .context import SLEEP, Bench
+from .latency import time_run_true
 from .procs import mount_stats, reap_children, run_command
 from .runtimes import Runtime
 from .stats import Samples
@@ -87,15 +88,7 @@ def measure_growth(bench: Bench, level: int, probes: dict[str, str]) -> None:
     listm = res.metric(f"scale{level}_list", "scale", f"list, {level} alive", subtract_wrapper=True)
     for _, order in bench.rounds():
         for runtime in order:
-            cid = bench.new_id(runtime, "grow")
-            bundle = bench.bundle(runtime, cid, ["/bin/true"])
-            outcome = run_command(runtime.argv("run", "--bundle", str(bundle), cid))
-            if outcome.ok:
-                run.samples(runtime.name).add(outcome.seconds)
-                runtime.created.discard(cid)
-            else:
-                run.samples(runtime.name).fail(outcome.describe())
-                bench.delete(runtime, cid)
+            time_run_true(bench, runtime, run.samples(runtime.name), "grow")
             if runtime.name in probes:
                 _timed(state.samples(runtime.name), runtime.argv("state", probes[runtime.name]))
             _timed(listm.samples(runtime.name), runtime.argv("list"))

@@ -9,6 +9,9 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,17 +62,25 @@ class Agent(threading.Thread):
             os.close(self.fd)
 
 
-def test_notify_rules_are_answered_by_the_agent_at_listener_path(runtime, bundle, tmp_path):
-    agent = Agent(str(tmp_path / "agent.sock"))
-    agent.start()
+def notify_mkdir(listener: Path, **seccomp: Any) -> Callable[[dict], None]:
+    """A config edit: mkdir goes to the agent at `listener` (more seccomp fields in `seccomp`);
+    a writable root, so that the refused mkdir is the agent's answer and not EROFS."""
 
     def edit(config: dict) -> None:
         config["process"]["noNewPrivileges"] = True
         config["root"]["readonly"] = False
         config["linux"]["seccomp"] = {
-            "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(tmp_path / "agent.sock"),
-            "listenerMetadata": "from-the-test",
+            "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(listener), **seccomp,
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+
+    return edit
+
+
+def test_notify_rules_are_answered_by_the_agent_at_listener_path(runtime, bundle, tmp_path):
+    agent = Agent(str(tmp_path / "agent.sock"))
+    agent.start()
+
+    edit = notify_mkdir(tmp_path / "agent.sock", listenerMetadata="from-the-test")
 
     try:
         result = runtime("run", "-b", str(bundle("sh", "-c", "mkdir /made; echo rc=$?",
@@ -101,13 +112,7 @@ def test_wait_killable_recv_goes_to_seccomp_with_the_listener(runtime, bundle, t
     agent = Agent(str(tmp_path / "agent.sock"))
     agent.start()
 
-    def edit(config: dict) -> None:
-        config["process"]["noNewPrivileges"] = True
-        config["root"]["readonly"] = False
-        config["linux"]["seccomp"] = {
-            "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(tmp_path / "agent.sock"),
-            "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    edit = notify_mkdir(tmp_path / "agent.sock", flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"])
 
     log = tmp_path / "log.json"
     try:
