@@ -41,7 +41,14 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
 
     trace.set_role("intermediate")
 
+    step = "load the container process's modules"
     try:
+        # Here rather than in the runtime: the runtime is meanwhile moving this process into
+        # the container's cgroup, and the first such move of a burst waits out an RCU grace
+        # period (cgroup_threadgroup_rwsem, several ms) in which these imports come for free.
+        # Still in the host's namespaces, as the runtime's own copy of the runtime.
+        preload_modules(spec.config)
+        step = "create namespaces"
         # Before anything of the container can see this process: no container process may open
         # /proc/<pid>/{exe,fd,mem,root} of ours (the interpreter, host fds) until execve.
         attrs.enter_guarded(chan, _fds_to_keep(spec, ns_fds), "container process")
@@ -90,7 +97,7 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
 
         attrs.fork_and_report(chan, lambda: run_init(chan, spec), "init")
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
-        attrs.report_and_exit(chan, exc, "create namespaces")
+        attrs.report_and_exit(chan, exc, step)
 
 
 def _write_oom_score_adj(value: int) -> None:
@@ -241,7 +248,7 @@ class _Steps:
 
 
 def preload_modules(config: Config) -> None:
-    """Import everything the init will need, in the runtime before it forks.
+    """Import everything the init will need, before the process that imports it refuses imports.
 
     After pivot_root the host's files are gone, and even before it the init may have become a
     mapped user that cannot read the Python installation (say, under a 0700 /root).

@@ -57,9 +57,8 @@ class Launch:
         createContainer hooks receive.
         """
         from pyrunc import namespaces
-        from pyrunc.process.child import preload_modules, run_intermediate
+        from pyrunc.process.child import run_intermediate
 
-        preload_modules(self.spec.config)
         syscalls.prctl(PR_SET_CHILD_SUBREAPER, 1, step="become child subreaper")
         parent_chan, child_chan = sync.SyncChannel.pair()
         ns_fds = namespaces.open_namespace_paths(self.spec.config.linux)
@@ -96,12 +95,20 @@ class Launch:
     def _converse(self, chan: sync.SyncChannel, on_init_pid: Callable[[int], None],
                   run_runtime_hooks: Callable[[int], dict[str, Any]]) -> None:
         from pyrunc import log, namespaces
-        from pyrunc.process import mountsource
 
         log.debug("runtime: move the intermediate into the container's cgroup",
                   pid=self.intermediate_pid)
-        self.cgroups.add_process(self.intermediate_pid)
-        chan.send(sync.CGROUP_JOINED)
+        try:
+            self.cgroups.add_process(self.intermediate_pid)
+        except OSError:
+            reason = _early_error(chan)
+            if reason is not None:   # it failed (and exited) while it loaded its modules
+                raise LaunchError(reason) from None
+            raise
+        try:
+            chan.send(sync.CGROUP_JOINED)
+        except OSError:
+            pass   # it died while we waited (a failed import): its ERROR is read next
         # The intermediate's INIT_PID and the init's own messages share the channel, so the
         # init may speak first; what it says waits until we know its pid (and so its mount
         # namespace, which a mount source request needs).
@@ -123,6 +130,8 @@ class Launch:
                 deferred.append(msg)
                 continue
             log.debug(f"runtime: got {kind}")
+            if kind in (sync.MOUNT_SOURCE_REQUEST, sync.IDMAPPED_MOUNT_REQUEST):
+                from pyrunc.process import mountsource  # only these need it
             if kind == sync.IDMAP_REQUEST:
                 namespaces.write_id_maps(self.intermediate_pid, self.spec.config.linux)
                 chan.send(sync.IDMAP_DONE)
@@ -192,6 +201,15 @@ class Launch:
                     pass
                 _reap(pid)
         self.init_pid = self.intermediate_pid = 0
+
+
+def _early_error(chan: sync.SyncChannel) -> str | None:
+    """The ERROR a child already sent, if one is waiting on the channel."""
+    try:
+        msg = chan.recv(timeout=0)
+    except (TimeoutError, sync.ChannelClosed, OSError):
+        return None
+    return str(msg["message"]) if msg.get("type") == sync.ERROR else None
 
 
 def _reap(pid: int) -> int | None:

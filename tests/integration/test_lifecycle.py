@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -329,3 +330,23 @@ def test_fifo_left_by_a_start_that_died_does_not_hang_the_next_one(runtime, bund
     assert second.returncode == 1 and "already running" in second.stderr
     assert not fifo.exists()
     runtime("delete", "--force", "stale")
+
+
+def test_the_runtime_leaves_the_inits_modules_to_the_intermediate(runtime, bundle, tmp_path):
+    """The intermediate imports what the init needs while the runtime waits for the cgroup
+    move; a runtime that imported them itself would pay for them before the fork."""
+    init_only = ("pyrunc.rootfs", "pyrunc.capabilities", "pyrunc.devices", "pyrunc.lsm")
+    code = ("import sys\nfrom pyrunc.cli.main import main\n"
+            f"rc = main(['--root', {str(runtime.root)!r}, 'create', '-b', "
+            f"{str(bundle('true'))!r}, 'lazy'])\n"
+            f"loaded = [m for m in {init_only!r} if m in sys.modules]\n"
+            "sys.stderr.write(f'\\nRC={rc} LOADED={loaded}')\n")
+    err = tmp_path / "err"
+    with open(err, "w") as f:   # a file: the container's init inherits it
+        subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=f, timeout=60)
+    try:
+        assert err.read_text().rstrip().endswith("RC=0 LOADED=[]"), err.read_text()
+        runtime("start", "lazy")
+    finally:
+        runtime("delete", "--force", "lazy", check=False)
