@@ -78,7 +78,11 @@ def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
     from pyrunc import trace
 
     trace.set_role("joiner")
+    step = "load the exec process's modules"
     try:
+        # While the runtime moves us into the cgroup (see child.run_intermediate).
+        preload_modules(spec.config, spec.process)
+        step = "join the container"
         keep = {spec.init_pidfd, *range(3, 3 + spec.preserve_fds)}
         if spec.console_fd is not None:
             keep.add(spec.console_fd)
@@ -91,7 +95,7 @@ def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
         os.close(spec.init_pidfd)
         attrs.fork_and_report(chan, lambda: run_process(chan, spec), "exec")
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
-        attrs.report_and_exit(chan, exc, "join the container")
+        attrs.report_and_exit(chan, exc, step)
 
 
 def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
@@ -174,7 +178,6 @@ def launch(spec: ExecSpec, cgroups: CgroupJoiner) -> int:
     (we are a subreaper) or, once we exit, the child of the caller's subreaper."""
     from pyrunc.linux.consts import PR_SET_CHILD_SUBREAPER
 
-    preload_modules(spec.config, spec.process)
     syscalls.prctl(PR_SET_CHILD_SUBREAPER, 1, step="become child subreaper")
     parent_chan, child_chan = sync.SyncChannel.pair()
     joiner = os.fork()
@@ -188,8 +191,9 @@ def launch(spec: ExecSpec, cgroups: CgroupJoiner) -> int:
     process_pid = 0
     ready = False
     try:
-        cgroups.add_process(joiner)
-        parent_chan.send(sync.CGROUP_JOINED)
+        reason = sync.move_into_cgroup(parent_chan, cgroups, joiner)
+        if reason is not None:
+            raise ExecError(reason)
         while True:
             try:
                 msg = parent_chan.recv()

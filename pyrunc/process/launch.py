@@ -98,17 +98,9 @@ class Launch:
 
         log.debug("runtime: move the intermediate into the container's cgroup",
                   pid=self.intermediate_pid)
-        try:
-            self.cgroups.add_process(self.intermediate_pid)
-        except OSError:
-            reason = _early_error(chan)
-            if reason is not None:   # it failed (and exited) while it loaded its modules
-                raise LaunchError(reason) from None
-            raise
-        try:
-            chan.send(sync.CGROUP_JOINED)
-        except OSError:
-            pass   # it died while we waited (a failed import): its ERROR is read next
+        reason = sync.move_into_cgroup(chan, self.cgroups, self.intermediate_pid)
+        if reason is not None:
+            raise LaunchError(reason)
         # The intermediate's INIT_PID and the init's own messages share the channel, so the
         # init may speak first; what it says waits until we know its pid (and so its mount
         # namespace, which a mount source request needs).
@@ -201,15 +193,6 @@ class Launch:
                     pass
                 _reap(pid)
         self.init_pid = self.intermediate_pid = 0
-
-
-def _early_error(chan: sync.SyncChannel) -> str | None:
-    """The ERROR a child already sent, if one is waiting on the channel."""
-    try:
-        msg = chan.recv(timeout=0)
-    except (TimeoutError, sync.ChannelClosed, OSError):
-        return None
-    return str(msg["message"]) if msg.get("type") == sync.ERROR else None
 
 
 def _reap(pid: int) -> int | None:

@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrunc.cgroups import CgroupJoiner
+
 # Message kinds, in the order a successful creation sends them.
 CGROUP_JOINED = "cgroup-joined"      # runtime -> intermediate: you are in the container's cgroup
 IDMAP_REQUEST = "idmap-request"      # intermediate -> runtime: write my uid_map/gid_map
@@ -131,8 +133,37 @@ class SyncChannel:
             raise ChildError(f"protocol error: expected {kind}, got {msg['type']}")
         return msg
 
+    def pending_error(self) -> str | None:
+        """The ERROR the peer already sent, if one is waiting (it failed, and exited, while we
+        were busy elsewhere)."""
+        try:
+            msg = self.recv(timeout=0)
+        except (TimeoutError, ChannelClosed, OSError):
+            return None
+        return str(msg["message"]) if msg.get("type") == ERROR else None
+
     def close(self) -> None:
         self.sock.close()
+
+
+def move_into_cgroup(chan: SyncChannel, cgroups: CgroupJoiner, pid: int) -> str | None:
+    """Move the freshly forked child `pid` into the cgroup, then send it CGROUP_JOINED.
+
+    The child works (imports its modules) while we wait in the move; if it failed meanwhile,
+    the move or the send may fail, and the child's own ERROR (returned here) is the reason.
+    """
+    try:
+        cgroups.add_process(pid)
+    except OSError:
+        reason = chan.pending_error()
+        if reason is not None:
+            return reason
+        raise
+    try:
+        chan.send(CGROUP_JOINED)
+    except OSError:
+        pass   # it died while we waited: its ERROR is the next message
+    return None
 
 
 class ChildError(Exception):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from pyrunc.process import sync
 
 
@@ -48,3 +50,56 @@ def test_eof_is_channel_closed():
         raise AssertionError("no ChannelClosed at EOF")
     finally:
         b.close()
+
+
+class _MoveOfAnExitedChild:
+    """A cgroup move of a child that has exited fails as the kernel's does (ESRCH)."""
+
+    def add_process(self, pid: int) -> None:
+        os.waitpid(pid, 0)
+        raise ProcessLookupError(3, "No such process")
+
+
+class _NoCgroup:
+    def add_process(self, pid: int) -> None:
+        os.waitpid(pid, 0)
+
+
+def _child_that_fails(child: sync.SyncChannel, parent: sync.SyncChannel) -> int:
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        child.send(sync.ERROR, message="seccomp: libseccomp not found")
+        os._exit(1)
+    child.close()
+    return pid
+
+
+@pytest.mark.parametrize("cgroups", [_MoveOfAnExitedChild(), _NoCgroup()])
+def test_a_child_that_fails_during_the_cgroup_move_is_heard(cgroups):
+    """The move, or the CGROUP_JOINED after it, meets a dead child: its ERROR is the reason."""
+    parent, child = sync.SyncChannel.pair()
+    pid = _child_that_fails(child, parent)
+    try:
+        reason = sync.move_into_cgroup(parent, cgroups, pid)
+        if reason is None:   # the move itself worked: the error is the next message
+            assert parent.recv()["message"] == "seccomp: libseccomp not found"
+        else:
+            assert reason == "seccomp: libseccomp not found"
+    finally:
+        parent.close()
+
+
+def test_a_move_that_fails_for_a_live_child_raises_the_kernels_error():
+    parent, child = sync.SyncChannel.pair()
+
+    class Refused:
+        def add_process(self, pid: int) -> None:
+            raise PermissionError(13, "Permission denied")
+
+    try:
+        with pytest.raises(PermissionError):
+            sync.move_into_cgroup(parent, Refused(), os.getpid())
+    finally:
+        parent.close()
+        child.close()
