@@ -145,9 +145,11 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         rootfs.prepare_rootfs(config, request_source=lambda src: mountsource.request(chan, src),
                               request_tree=lambda i: mountsource.request_idmapped(chan, i))
 
-        step = steps.enter("run createRuntime hooks")
-        chan.send(sync.RUN_HOOKS)
-        hook_state = chan.expect(sync.HOOKS_DONE)["state"]
+        hook_state: dict[str, object] = {}
+        if _needs_the_runtime_after_mounts(config):
+            step = steps.enter("run createRuntime hooks")
+            chan.send(sync.RUN_HOOKS)
+            hook_state = chan.expect(sync.HOOKS_DONE)["state"]
         if config.hooks["createContainer"]:
             step = steps.enter("run createContainer hooks")
             from pyrunc import hooks
@@ -225,6 +227,15 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
 
         log.error(describe(exc, f"start container {spec.container_id}"))
         os._exit(127)
+
+
+def _needs_the_runtime_after_mounts(config: Config) -> bool:
+    """Whether the runtime has work between the mounts and pivot_root: the prestart and
+    createRuntime hooks, moving linux.netDevices in, and the state every later hook receives.
+    Without any, the round trip is skipped."""
+    return bool(config.linux.net_devices) or any(
+        config.hooks[phase] for phase in ("prestart", "createRuntime", "createContainer",
+                                          "startContainer"))
 
 
 class _Steps:

@@ -21,9 +21,9 @@ pytestmark = [needs_root, pytest.mark.integration]
 #: after each one appears.
 CREATE_STEPS = (
     "runtime: move the intermediate into the container's cgroup",
+    "runtime: got init-pid",
     "init: open procfs",
     "init: prepare rootfs",
-    "runtime: got run-hooks",
     "init: enter rootfs",
     "init: set up process",
     "init: wait for start",
