@@ -468,7 +468,9 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         if status in ("running", "paused") and not force:
             raise ContainerError(f"cannot delete container {container_id} that is not stopped: "
                                  f"{status}")
-        if status != "stopped" or force:
+        if status != "stopped":
+            # (A stopped container's leftovers, possible without a pid namespace of its own,
+            # are killed by destroy(), which must empty the cgroup anyway.)
             _kill_and_wait(state)
         destroy(state_dir, state, run_poststop=not state.creating)
     finally:
