@@ -1,5 +1,5 @@
 """`python -m pyrunc` is the same as the `pyrunc` command."""
 
-from pyrunc.cli.main import main
+from pyrunc.cli.main import main_and_exit
 
-raise SystemExit(main())
+main_and_exit()

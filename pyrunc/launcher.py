@@ -27,9 +27,9 @@ TEMPLATE = '''#!{interpreter} -IS
 import sys
 
 sys.path.extend({paths!r})
-from pyrunc.cli.main import main
+from pyrunc.cli.main import main_and_exit
 
-raise SystemExit(main())
+main_and_exit()
 '''
 
 

@@ -15,6 +15,10 @@ import sys
 from pyrunc import OCI_VERSION, __version__
 from pyrunc.cli.flags import Flag, UsageError, format_flags, parse
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 #: command name -> (module, one-line summary), in the order `--help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
     # The summaries of runc's commands are runc's own words: `-h` output starts the same way.
@@ -225,6 +229,24 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if enabled:
             gc.enable()
+
+
+def main_and_exit() -> NoReturn:
+    """The `pyrunc` command: main(), then leave without the interpreter's teardown.
+
+    Once main() has returned the command's work is done; what Python would do next (a last
+    cycle collection, then tearing down every module one by one) costs ~2 ms, a sixth of
+    `state`. The standard streams are flushed first, and where that fails (a closed pipe)
+    the ordinary exit reports it as it always has. pyrunc starts no threads, registers no
+    atexit handlers and writes its log and trace with os.write, so nothing else is pending.
+    """
+    status = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - the ordinary exit says what went wrong
+        raise SystemExit(status) from None
+    os._exit(status)
 
 
 def resume_gc() -> None:

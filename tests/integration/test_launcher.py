@@ -58,3 +58,67 @@ def test_a_bad_destination_is_one_line(tmp_path):
                          cwd="/")
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "No such file or directory" in out.stderr
+
+
+def _entry_points(tmp_path: Path) -> dict[str, list[str]]:
+    """Every way the command is started: the fast launcher, the installed script, -m."""
+    dest = tmp_path / "pyrunc"
+    write_launcher(dest)
+    return {"launcher": [str(dest)], "script": [str(Path(sys.executable).parent / "pyrunc")],
+            "module": [sys.executable, "-m", "pyrunc"]}
+
+
+def test_every_entry_point_flushes_all_output_before_it_leaves(tmp_path):
+    """The command skips the interpreter's teardown (os._exit): what it printed must still
+    arrive whole, through a pipe and into a file, with the command's own exit status."""
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from pyrunc.cli.main import main
+
+    expected = io.StringIO()
+    with redirect_stdout(expected):
+        assert main(["features"]) == 0
+    for name, argv in _entry_points(tmp_path).items():
+        piped = subprocess.run([*argv, "features"], capture_output=True, text=True, timeout=30)
+        assert piped.returncode == 0, (name, piped.stderr)
+        assert json.loads(piped.stdout) == json.loads(expected.getvalue()), name
+        out = tmp_path / f"{name}.out"
+        with open(out, "w") as f:
+            assert subprocess.run([*argv, "features"], stdout=f, timeout=30).returncode == 0
+        assert out.read_text() == piped.stdout, name
+        missing = subprocess.run([*argv, "--root", str(tmp_path / "root"), "state", "none"],
+                                 capture_output=True, text=True, timeout=30)
+        assert missing.returncode == 1 and missing.stderr.count("\n") == 1, (name, missing)
+
+
+def test_output_to_a_closed_pipe_ends_as_the_ordinary_exit_does(tmp_path):
+    """A reader that went away: the flush fails, and the command falls back to Python's own
+    exit, with the status and the words it had before it skipped the teardown."""
+    import os
+
+    fast = tmp_path / "pyrunc"
+    write_launcher(fast)
+    ordinary = tmp_path / "pyrunc-ordinary"
+    ordinary.write_text(fast.read_text().replace(
+        "import main_and_exit\n\nmain_and_exit()", "import main\n\nraise SystemExit(main())"))
+    ordinary.chmod(0o755)
+    assert "raise SystemExit(main())" in ordinary.read_text()
+    twins = [([str(fast)], [str(ordinary)]),
+             ([sys.executable, "-m", "pyrunc"],
+              [sys.executable, "-c", "import sys; from pyrunc.cli.main import main; "
+               "sys.argv[0] = 'pyrunc'; raise SystemExit(main())"])]
+
+    def to_closed_pipe(argv: list[str]) -> tuple[int, str]:
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            proc = subprocess.run([*argv, "features"], stdout=w, stderr=subprocess.PIPE,
+                                  text=True, timeout=30)
+        finally:
+            os.close(w)
+        return proc.returncode, proc.stderr
+
+    for argv, twin in twins:
+        assert to_closed_pipe(argv) == to_closed_pipe(twin), argv
