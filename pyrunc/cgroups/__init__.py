@@ -59,6 +59,10 @@ class CgroupJoiner(Protocol):
 class CgroupManager(Protocol):
     """What the rest of pyrunc may ask of a container's cgroup, whatever the host's layout."""
 
+    def plan_create(self) -> None:
+        """Count the parent directories create() will make into paths() before it makes them
+        (so a state saved first lets a crash in between be cleaned up)."""
+
     def create(self) -> None:
         """Create the container's cgroup directory in every hierarchy (mkdir -p)."""
 

@@ -196,6 +196,16 @@ def make_dirs(directory: str) -> list[str]:
     fail(OSError(errno.ENOENT, os.strerror(errno.ENOENT), directory), f"create cgroup {directory}")
 
 
+def _outermost_missing(directory: str) -> str | None:
+    """The first directory `make_dirs(directory)` would make now (None if it exists)."""
+    missing = None
+    d = directory
+    while not os.path.isdir(d):
+        missing = d
+        d = os.path.dirname(d)
+    return missing
+
+
 def pids_in(directory: str) -> list[int]:
     """Pids listed in cgroup.procs of `directory` and every cgroup below it; [] if it is gone."""
     pids: list[int] = []
@@ -286,6 +296,14 @@ class FsManagerBase:
         if self._created:
             out[CREATED_KEY] = "\n".join(self._created)
         return out
+
+    def plan_create(self) -> None:
+        planned = list(self._created)
+        for d in self._unique_dirs():
+            outermost = _outermost_missing(d)
+            if outermost is not None and outermost != d:
+                planned.append(outermost)
+        self._created = tuple(dict.fromkeys(planned))
 
     def create(self) -> None:
         created = list(self._created)

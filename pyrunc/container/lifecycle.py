@@ -116,13 +116,16 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
 
         cgroups = cgroup_manager(config.linux.cgroups_path, container_id)
         _refuse_occupied_cgroup(cgroups)   # before the state owns it: cleanup must not touch it
+        # With the parent directories create() is about to make: a `delete --force` after this
+        # create is killed must remove those too. (One another creator makes meanwhile is
+        # removed only once empty, as any shared parent is.)
+        cgroups.plan_create()
         state.cgroup_paths = cgroups.paths()
         state_dir.save(state)
         no_cgroup = _create_cgroup(cgroups, config, rootless)
-        # Saved again now that it includes the parent directories create() made: a `delete
-        # --force` after this create is killed must remove exactly those.
-        state.cgroup_paths = {} if no_cgroup is not None else cgroups.paths()
-        state_dir.save(state)
+        if no_cgroup is not None:
+            state.cgroup_paths = {}
+            state_dir.save(state)
         if no_cgroup is None:
             _apply_device_rules(cgroups, config, rootless)
         resources = config.linux.resources

@@ -321,3 +321,22 @@ def test_v2_freeze_kill_and_pids(v2_manager: tuple[FsV2Manager, list[str]],
     finally:
         m.destroy()
     assert not os.path.exists(m.paths()[UNIFIED])
+
+
+def test_planned_parents_are_in_the_state_before_they_exist(cgroup_path: str) -> None:
+    """create saves the state before its mkdirs: the parents it is about to make must already
+    be listed, so a manager loaded from that state (after a crash at any point) removes them."""
+    top = f"{cgroup_path}-top"
+    leaf = f"{top}/a/b"
+    manager = cgroup_manager(leaf, "x")
+    manager.plan_create()
+    saved = manager.paths()
+    planned = saved[CREATED_KEY].split("\n")
+    # the outermost missing directory of each hierarchy: `top`, or /pyrunc-test above it
+    assert planned and all(p.endswith((top, os.path.dirname(top))) for p in planned), planned
+    assert not any(os.path.exists(p) for p in planned)
+    load_manager(saved).destroy()               # a crash before any mkdir: nothing to remove
+    manager.create()
+    assert all(os.path.isdir(d) for d in _hierarchy_dirs(manager).values())
+    load_manager(saved).destroy()               # a crash after the mkdirs: all of it goes
+    assert _leftovers(planned + list(_hierarchy_dirs(manager).values())) == []
