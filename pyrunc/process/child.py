@@ -201,6 +201,9 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
 
     # From here on the runtime has gone: errors can only be logged.
     try:
+        from pyrunc.process import park
+
+        park.before_waiting()
         _wait_for_start(spec.fifo_fd, procfs_fd)
         raw_process = config.raw.get("process") or {}
         if raw_process.get("apparmorProfile") or raw_process.get("selinuxLabel"):
@@ -264,6 +267,9 @@ def preload_modules(config: Config) -> None:
     After pivot_root the host's files are gone, and even before it the init may have become a
     mapped user that cannot read the Python installation (say, under a 0700 /root).
     """
+    from pyrunc.process import park
+
+    park.drop_config_validator()   # first: the imports below reuse its memory
     import errno  # noqa: F401 - used by _give_stdio_to
     import stat  # noqa: F401 - used by _check_executable
     import time  # noqa: F401 - used by _Steps
