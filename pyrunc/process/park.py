@@ -8,10 +8,11 @@ kept. The init itself adds almost nothing (tens of KiB) on top of what it inheri
 
 Two steps are worth their cost:
 
-* `drop_config_validator`, in the runtime before it imports the modules the init needs: the
-  compiled config.json validator is the largest module `create` imports (about 0.2 MiB once
-  loaded) and runs exactly once, in `load_bundle`. Freed here, its memory is reused by the
-  imports that follow instead of being copied into the init.
+* `drop_config_validator`, in the intermediate (a fork of the runtime) before it imports the
+  modules the init needs: the compiled config.json validator is the largest module `create`
+  imports (about 0.2 MiB once loaded) and has run exactly once, in the runtime's
+  `load_bundle`. Freed here, its memory is reused by the imports that follow instead of
+  being carried into the init.
 * `before_waiting`, in the init once the runtime has its READY: glibc's free pages inside the
   C heap go back to the kernel (`heap.trim`). How many there are varies from run to run
   (from a few KiB to a few hundred); after the trim the waiting init's size no longer does.

@@ -1,7 +1,8 @@
 """The memory steps around the init's wait for `start` happen in the real create path.
 
 `tests/unit/test_park.py` shows that each step frees what it should; this shows that `create`
-takes them, in their places: the runtime unloads the config validator before it forks, and
+takes them, in their places: the intermediate (forked from the runtime) unloads the config
+validator before it imports the init's modules, and
 the init trims the C heap after its READY and before it execs the program. (Sizes are not
 asserted: the waiting init's RssAnon depends on the interpreter and its modules.)
 """
@@ -33,11 +34,12 @@ def test_create_unloads_the_validator_and_the_init_trims_before_waiting(runtime,
     trace_file = tmp_path / "trace.jsonl"
     runtime("run", "-b", str(bundle("true")), "parked", global_args=(f"--trace={trace_file}",))
     events = _events(trace_file)
-    unload = _index(events, "unload module", "runtime")
+    unload = _index(events, "unload module", "intermediate")
     assert events[unload]["path"] == "pyrunc.spec._compiled_config_schema"
     fork = _index(events, "fork intermediate", "runtime")
+    unshare = _index(events, "unshare", "intermediate")
     ready = _index(events, "init: wait for start", "init")
     trim = _index(events, "malloc_trim", "init")
     execve = _index(events, "execve", "init")
-    assert unload < fork < ready < trim < execve
+    assert fork < unload < unshare < ready < trim < execve
     assert events[trim]["value"] in ("0", "1")
