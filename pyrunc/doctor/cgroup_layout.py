@@ -108,6 +108,42 @@ def _v2_controller(name: str, mount: fs.Mount, own: dict[str, str]) -> Finding:
                    writable=_writable(own_dir))
 
 
+def _favordynmods_mounts(mountinfo: str) -> list[str]:
+    """Mount points of cgroup hierarchies mounted with `favordynmods` (a super option)."""
+    found = []
+    with open(mountinfo) as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            tail = right.split()
+            if len(tail) >= 3 and tail[0] in ("cgroup", "cgroup2") \
+                    and "favordynmods" in tail[2].split(","):
+                found.append(fs._unescape(left.split()[4]))
+    return found
+
+
+def migration_wait(mountinfo: str = "/proc/self/mountinfo") -> Finding:
+    """Whether moving a process into a cgroup first waits for an RCU grace period.
+
+    Every create and exec moves one process into the container's cgroup. The kernel guards such
+    moves with one lock for the whole host (cgroup_threadgroup_rwsem), whose write side waits out
+    an RCU grace period unless a recent move already did: several milliseconds each time on an
+    idle host, more on a busy one (about 8-15 ms of a `run` on the 2-core machine of the README's
+    benchmark, which runc pays as well). A cgroup hierarchy mounted with `favordynmods` keeps
+    the lock in the mode where moves do not wait, making fork and exit a little dearer instead.
+    """
+    found = _favordynmods_mounts(mountinfo)
+    if found:
+        return finding("cgroup.migration", _AREA, True,
+                       f"moves into a cgroup do not wait for an RCU grace period: {found[0]} is "
+                       "mounted with favordynmods", favordynmods=True)
+    return finding("cgroup.migration", _AREA, True,
+                   "each move into a cgroup (one per create and exec) first waits for an RCU "
+                   "grace period, several ms: no cgroup hierarchy is mounted with favordynmods "
+                   "(where the kernel has it, `mount -o remount,favordynmods` of the cgroup2 "
+                   "mount removes the wait, for every user of the host's cgroups, at the cost of "
+                   "slightly dearer fork and exit)", favordynmods=False)
+
+
 def layout() -> list[Finding]:
     """The cgroup mode line, then one line per controller."""
     mounts = fs.cgroup_mounts()
@@ -115,7 +151,7 @@ def layout() -> list[Finding]:
     v2 = next((m for m in mounts if m.fstype == "cgroup2"), None)
     v2_controllers = _words(v2.mountpoint, "cgroup.controllers") if v2 else []
     mode = mode_of(mounts)
-    out = [_mode_finding(mode, v1, v2, v2_controllers)]
+    out = [_mode_finding(mode, v1, v2, v2_controllers), migration_wait()]
     try:
         own = fs.own_cgroups()
     except OSError:

@@ -72,3 +72,29 @@ def test_podman_reads_only_containers_conf_when_set(tmp_path: Path, monkeypatch)
     assert engines.podman_configs() == [str(conf)]
     found = engines.podman()
     assert found.status == WORKS and "podman --runtime mine" in found.why
+
+
+_MOUNTINFO = (
+    "30 24 0:26 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs ro,mode=755\n"
+    "31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate{v2}\n"
+    "32 30 0:28 / /sys/fs/cgroup/cpu rw,nosuid - cgroup cgroup rw,cpu{v1}\n"
+)
+
+
+@pytest.mark.parametrize("v2, v1, where", [
+    ("", "", None),
+    (",favordynmods", "", "/sys/fs/cgroup/unified"),
+    ("", ",favordynmods", "/sys/fs/cgroup/cpu"),
+])
+def test_the_cgroup_migration_wait_follows_favordynmods(tmp_path: Path, v2, v1, where):
+    from pyrunc.doctor.cgroup_layout import migration_wait
+
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(_MOUNTINFO.format(v2=v2, v1=v1))
+    result = migration_wait(str(mountinfo))
+    assert result.check == "cgroup.migration" and result.works
+    assert result.data["favordynmods"] is (where is not None)
+    if where:
+        assert f"{where} is mounted with favordynmods" in result.why
+    else:
+        assert "waits for an RCU grace period" in result.why
