@@ -33,6 +33,8 @@ else:
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from pyrunc.seccomp import Filter
+
 
 def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
                      ns_fds: list[tuple[str, int]]) -> NoReturn:
@@ -48,6 +50,11 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
         # period (cgroup_threadgroup_rwsem, several ms) in which these imports come for free.
         # Still in the host's namespaces, as the runtime's own copy of the runtime.
         preload_modules(spec.config)
+        # Also in that wait: building linux.seccomp with libseccomp (a few ms for a default
+        # profile of containerd or podman). Only user-space memory, which the init inherits;
+        # the init loads it into the kernel when its turn comes.
+        step = "build the seccomp filter"
+        seccomp_filter = attrs.build_seccomp_filter(spec.config)
         step = "create namespaces"
         # Before anything of the container can see this process: no container process may open
         # /proc/<pid>/{exe,fd,mem,root} of ours (the interpreter, host fds) until execve.
@@ -95,7 +102,7 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
             chan.send(sync.TIMENS_REQUEST)
             chan.expect(sync.TIMENS_DONE)
 
-        attrs.fork_and_report(chan, lambda: run_init(chan, spec), "init")
+        attrs.fork_and_report(chan, lambda: run_init(chan, spec, seccomp_filter), "init")
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
         attrs.report_and_exit(chan, exc, step)
 
@@ -117,8 +124,11 @@ def _write_oom_score_adj(value: int) -> None:
 
 # --- the init process --------------------------------------------------------------------------
 
-def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
-    """Build the container around this process, park until start, exec the user program."""
+def run_init(chan: sync.SyncChannel, spec: LaunchSpec,
+             seccomp_filter: Filter | None) -> NoReturn:
+    """Build the container around this process, park until start, exec the user program.
+
+    `seccomp_filter` is linux.seccomp, already built (not loaded) by the intermediate."""
     from pyrunc import trace
 
     offset = spec.config.linux.time_offsets.get("monotonic", (0, 0))[0] \
@@ -176,7 +186,6 @@ def run_init(chan: sync.SyncChannel, spec: LaunchSpec) -> NoReturn:
         # Before a seccomp filter can be loaded: profiles written before close_range(2)
         # existed deny it.
         attrs.close_inherited_fds(3 + spec.listen_fds + spec.preserve_fds)
-        seccomp_filter = attrs.build_seccomp_filter(config)
         if seccomp_filter is not None and not process.no_new_privileges:
             # Loading a filter without no_new_privs needs CAP_SYS_ADMIN: before caps are dropped.
             attrs.hand_over_listener(chan, seccomp_filter.load())
