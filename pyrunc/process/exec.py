@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from pyrunc.cgroups import CgroupJoiner
+    from pyrunc.seccomp import Filter
 
 
 class ExecSpec:
@@ -82,6 +83,8 @@ def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
     try:
         # While the runtime moves us into the cgroup (see child.run_intermediate).
         preload_modules(spec.config, spec.process)
+        step = "build the seccomp filter"
+        seccomp_filter = attrs.build_seccomp_filter(spec.config)
         step = "join the container"
         keep = {spec.init_pidfd, *range(3, 3 + spec.preserve_fds)}
         if spec.console_fd is not None:
@@ -93,20 +96,22 @@ def run_joiner(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
             syscalls.setns(spec.init_pidfd, spec.ns_flags,
                            step="join the container's namespaces (setns pidfd)")
         os.close(spec.init_pidfd)
-        attrs.fork_and_report(chan, lambda: run_process(chan, spec), "exec")
+        attrs.fork_and_report(chan, lambda: run_process(chan, spec, seccomp_filter), "exec")
     except BaseException as exc:  # noqa: BLE001 - everything is reported, nothing escapes
         attrs.report_and_exit(chan, exc, step)
 
 
-def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
-    """The exec'd process: the process.json attributes, then execve."""
+def run_process(chan: sync.SyncChannel, spec: ExecSpec,
+                seccomp_filter: Filter | None) -> NoReturn:
+    """The exec'd process: the process.json attributes, then execve (with `seccomp_filter`,
+    the container's linux.seccomp as the joiner built it)."""
     from pyrunc import trace
 
     offset = spec.config.linux.time_offsets.get("monotonic", (0, 0))[0] \
         if spec.config.linux.namespace("time") is not None else 0
     trace.set_role("exec", offset)
     step = "set up the exec process"
-    process, config = spec.process, spec.config
+    process = spec.process
     try:
         if process.terminal:
             step = "set up terminal"
@@ -115,7 +120,6 @@ def run_process(chan: sync.SyncChannel, spec: ExecSpec) -> NoReturn:
         step = "set up process"
         attrs.set_rlimits(process)
         attrs.close_inherited_fds(3 + spec.preserve_fds)
-        seccomp_filter = attrs.build_seccomp_filter(config)
         if seccomp_filter is not None and not process.no_new_privileges:
             attrs.hand_over_listener(chan, seccomp_filter.load())
             seccomp_filter = None
