@@ -57,7 +57,6 @@ class Launch:
         createContainer hooks receive.
         """
         from pyrunc import namespaces
-        from pyrunc.process.child import run_intermediate
 
         syscalls.prctl(PR_SET_CHILD_SUBREAPER, 1, step="become child subreaper")
         parent_chan, child_chan = sync.SyncChannel.pair()
@@ -69,6 +68,14 @@ class Launch:
                     parent_chan.close()
                     for fd in self.spec.close_in_child:
                         _close_quietly(fd)
+                    # Imported here, not before the fork: the runtime itself never needs the
+                    # child's code, and this child loads it while it is moved into the cgroup.
+                    try:
+                        from pyrunc.process.child import run_intermediate
+                    except BaseException as exc:  # noqa: BLE001 - said, then os._exit below
+                        child_chan.send(sync.ERROR, message=f"load the container process's "
+                                        f"code: {exc}")
+                        raise
                     run_intermediate(child_chan, self.spec, ns_fds)
                 finally:
                     os._exit(1)  # a forked child never returns into the caller's code

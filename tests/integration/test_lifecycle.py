@@ -335,7 +335,8 @@ def test_fifo_left_by_a_start_that_died_does_not_hang_the_next_one(runtime, bund
 def test_the_runtime_leaves_the_inits_modules_to_the_intermediate(runtime, bundle, tmp_path):
     """The intermediate imports what the init needs while the runtime waits for the cgroup
     move; a runtime that imported them itself would pay for them before the fork."""
-    init_only = ("pyrunc.rootfs", "pyrunc.capabilities", "pyrunc.devices", "pyrunc.lsm")
+    init_only = ("pyrunc.rootfs", "pyrunc.capabilities", "pyrunc.devices", "pyrunc.lsm",
+                 "pyrunc.process.child", "pyrunc.process.attrs")
     code = ("import sys\nfrom pyrunc.cli.main import main\n"
             f"rc = main(['--root', {str(runtime.root)!r}, 'create', '-b', "
             f"{str(bundle('true'))!r}, 'lazy'])\n"
