@@ -19,7 +19,6 @@ does since 1.0; they never make the container fail.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable
 from functools import lru_cache
 
 from pyrunc.linux import syscalls
@@ -33,6 +32,8 @@ from pyrunc.linux.consts import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from pyrunc.spec.model import Capabilities
 
 #: Capability bit -> name, as in <linux/capability.h> (Linux 5.9 added the last one, bit 40).

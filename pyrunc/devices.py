@@ -14,12 +14,15 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
 
 from pyrunc.linux import inroot
 from pyrunc.linux.consts import MS_BIND
 from pyrunc.linux.syscalls import KernelError, describe_oserror, mount
 from pyrunc.spec.model import Config, Device
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 #: The devices every container gets (the runtime-spec's "default devices"), mode 0666, owner root.
 DEFAULT_DEVICES: tuple[Device, ...] = (

@@ -9,7 +9,6 @@ import errno
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
 
 from pyrunc.linux import inroot
 from pyrunc.linux.consts import (
@@ -37,6 +36,7 @@ from pyrunc.spec.model import Mount
 
 TYPE_CHECKING = False  # not `typing`: see pyrunc/records.py
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import NamedTuple
 else:
     from pyrunc.records import NamedTuple

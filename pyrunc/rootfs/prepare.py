@@ -9,7 +9,6 @@ import errno
 import functools
 import os
 import stat
-from collections.abc import Callable
 
 from pyrunc import devices, log
 from pyrunc.linux import inroot
@@ -52,17 +51,21 @@ from pyrunc.rootfs.mountinfo import _mount_containing, read_mountinfo
 from pyrunc.rootfs.resolve import secure_join
 from pyrunc.spec.model import Config, Mount
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    #: Opens a bind source from the host side, returning an O_PATH fd (see
+    #: process/mountsource.py).
+    SourceOpener = Callable[[str], int]
+
+    #: Has the runtime build the idmapped tree of mount N (its index in config.mounts); an fd.
+    TreeOpener = Callable[[int], int]
+
 
 def has_mount_namespace(config: Config) -> bool:
     """True when the init has a mount namespace of its own (new or joined)."""
     return config.linux.namespace("mount") is not None
-
-
-#: Opens a bind source from the host side, returning an O_PATH fd (see process/mountsource.py).
-SourceOpener = Callable[[str], int]
-
-#: Has the runtime build the idmapped tree of mount N (its index in config.mounts); an fd.
-TreeOpener = Callable[[int], int]
 
 
 def prepare_rootfs(config: Config, request_source: SourceOpener | None = None,
