@@ -10,7 +10,6 @@ with the host's device bind-mounted onto it: same device, same permissions as on
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -176,8 +175,10 @@ def create_dev_symlinks(dev_fd: int) -> None:
 
 def setup_ptmx(dev_fd: int) -> None:
     """Make /dev/ptmx a symlink to pts/ptmx, so that ptys come from the container's own devpts."""
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink("ptmx", dir_fd=dev_fd)
+    except FileNotFoundError:
+        pass
     try:
         os.symlink("pts/ptmx", "ptmx", dir_fd=dev_fd)
     except OSError as exc:

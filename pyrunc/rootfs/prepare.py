@@ -4,9 +4,7 @@ rootfs and populate /dev.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
 import os
 import stat
 
@@ -105,8 +103,8 @@ def _tree_opener(config: Config, index: int,
     if not is_idmapped(m):
         return None
     if request_tree is not None:
-        return functools.partial(request_tree, index)
-    return functools.partial(local_idmapped_tree, config, m)
+        return lambda: request_tree(index)
+    return lambda: local_idmapped_tree(config, m)
 
 
 def _root_propagation(config: Config) -> int:
@@ -315,13 +313,19 @@ def _mount_tmpfs_copy_up(m: Mount, flags: int, data: str, dest: Target) -> None:
                 os.close(src_fd)
             _mount_at(staging, dest, None, MS_MOVE, None, f"move {what} into place")
         except BaseException:
-            with contextlib.suppress(OSError):
+            try:
                 umount2(staging, MNT_DETACH)
+            except OSError:
+                pass
             raise
     except shutil.Error as exc:
         raise KernelError(errno.EIO, f"copy {m.destination} into its tmpfs: {exc}") from None
     finally:
-        with contextlib.suppress(OSError):
+        try:
             umount2(staging, MNT_DETACH)   # the private bind
-        with contextlib.suppress(OSError):
+        except OSError:
+            pass
+        try:
             os.rmdir(staging)
+        except OSError:
+            pass
