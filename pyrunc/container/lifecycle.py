@@ -159,13 +159,13 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
             state_dir.save(state)
 
         def runtime_hooks(pid: int) -> dict[str, Any]:
-            from pyrunc import hooks
-
             if config.linux.net_devices:
                 _move_net_devices_in(state_dir, state, config.linux.net_devices, pid)
             hook_state = spec_state(state, "creating", pid)
             for phase in ("prestart", "createRuntime"):
                 if config.hooks[phase]:
+                    from pyrunc import hooks  # only when there are hooks: ~0.6 ms to import
+
                     hooks.run_hooks(phase, config.hooks[phase], hook_state)
             return hook_state
 
