@@ -52,10 +52,10 @@ def parse_signal(text: str) -> int:
         except ValueError:
             raise ContainerError(f'unknown signal "{text}"') from None
         return base + offset if name.startswith("SIGRTMIN") else base - offset
-    number = getattr(signal, name, None) if not name.startswith("SIG_") else None
-    if not isinstance(number, int):
+    value = getattr(signal, name, None) if not name.startswith("SIG_") else None
+    if not isinstance(value, int):
         raise ContainerError(f'unknown signal "{text}"')
-    return number
+    return int(value)
 
 
 def run(ctx: Context, opts: dict[str, Any], args: list[str]) -> int:
