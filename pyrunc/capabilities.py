@@ -19,8 +19,6 @@ does since 1.0; they never make the container fail.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable
-from functools import lru_cache
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import (
@@ -33,6 +31,8 @@ from pyrunc.linux.consts import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from pyrunc.spec.model import Capabilities
 
 #: Capability bit -> name, as in <linux/capability.h> (Linux 5.9 added the last one, bit 40).
@@ -114,14 +114,24 @@ def names(cap_mask: int) -> list[str]:
     return [name_of(cap) for cap in range(cap_mask.bit_length()) if cap_mask >> cap & 1]
 
 
-@lru_cache(maxsize=1)
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
     """The highest capability bit the running kernel knows.
 
     Read from /proc/sys/kernel/cap_last_cap; where /proc is not there (e.g. inside a rootfs before
     proc is mounted) probe the bounding set, which answers EINVAL past the last capability.
-    Call it once early: the answer is cached.
+    Call it once early: the answer is cached (in a global: `functools.lru_cache` would bring
+    functools and `collections` onto create's path).
     """
+    global _last_cap
+    if _last_cap is None:
+        _last_cap = _read_last_cap()
+    return _last_cap
+
+
+def _read_last_cap() -> int:
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
             return int(f.read())

@@ -10,16 +10,18 @@ with the host's device bind-mounted onto it: same device, same permissions as on
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
 
 from pyrunc.linux import inroot
 from pyrunc.linux.consts import MS_BIND
 from pyrunc.linux.syscalls import KernelError, describe_oserror, mount
 from pyrunc.spec.model import Config, Device
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 #: The devices every container gets (the runtime-spec's "default devices"), mode 0666, owner root.
 DEFAULT_DEVICES: tuple[Device, ...] = (
@@ -173,8 +175,10 @@ def create_dev_symlinks(dev_fd: int) -> None:
 
 def setup_ptmx(dev_fd: int) -> None:
     """Make /dev/ptmx a symlink to pts/ptmx, so that ptys come from the container's own devpts."""
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink("ptmx", dir_fd=dev_fd)
+    except FileNotFoundError:
+        pass
     try:
         os.symlink("pts/ptmx", "ptmx", dir_fd=dev_fd)
     except OSError as exc:

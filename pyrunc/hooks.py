@@ -21,10 +21,10 @@ line of stderr goes into the error, the rest is logged at debug level.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from subprocess import Popen
     from typing import Any
 

@@ -18,7 +18,6 @@ Parsing is pure: `parse_mount_options` makes no system call, so it is unit-teste
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from pyrunc.linux.consts import (
     MOUNT_ATTR_NOATIME,
@@ -54,6 +53,7 @@ from pyrunc.linux.consts import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import NamedTuple
 else:
     from pyrunc.records import NamedTuple

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import errno
 import struct
-from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # Classic BPF opcodes (linux/bpf_common.h) and seccomp return values (linux/seccomp.h).
 _LD_W_ABS = 0x20

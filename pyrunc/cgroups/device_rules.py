@@ -15,12 +15,11 @@ As runc does, a rule that would take access away from only *part* of a wildcard 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from pyrunc.spec.resources import DeviceRule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import NamedTuple
 else:
     from pyrunc.records import NamedTuple

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable, Sequence
 
 from pyrunc.cgroups import CgroupError
 from pyrunc.cgroups.device_rules import (
@@ -28,6 +27,7 @@ from pyrunc.spec.resources import DeviceRule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
     from typing import Any
 
 #: runc's `specconv.AllowedDevices` (runc 1.5), appended after the config's rules: (node path or

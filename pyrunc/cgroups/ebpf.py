@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Iterable
 
 from pyrunc.cgroups.device_rules import ACC_ALL, DeviceState, access_bits, emulate
 from pyrunc.spec.resources import DeviceRule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import NamedTuple
 else:
     from pyrunc.records import NamedTuple

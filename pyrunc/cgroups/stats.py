@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
 
 from pyrunc.cgroups import CREATED_KEY, UNIFIED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 #: What the kernel's "max" (no limit) reads as in runc's uint64 fields.

@@ -167,7 +167,7 @@ def create(root: str, container_id: str, opts: CreateOptions, *, rootless: bool 
             hook_state = spec_state(state, "creating", pid)
             for phase in ("prestart", "createRuntime"):
                 if config.hooks[phase]:
-                    from pyrunc import hooks
+                    from pyrunc import hooks  # only when there are hooks: ~0.6 ms to import
 
                     hooks.run_hooks(phase, config.hooks[phase], hook_state)
             return hook_state

@@ -11,8 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: Seconds a probe child may run before SIGALRM ends it.
 CHILD_TIMEOUT = 5

@@ -20,12 +20,15 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyrunc.image.layout import ImageError, resolve
 from pyrunc.image.merge import OverlayUnusable, copy_layers, mount_overlay, unmount
 from pyrunc.image.store import BUNDLE_RECORD, LayerStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 OVERLAY = "overlay"
 COPY = "copy"

@@ -19,10 +19,13 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
 
 from pyrunc.image.layout import Layer, parse_digest, verify_blob
 from pyrunc.image.unpack import unpack_layer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEFAULT_ROOT = "/var/lib/pyrunc/layers"
 ROOT_ENV = "PYRUNC_LAYER_STORE"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pyrunc.network import leases, nft
@@ -30,6 +29,10 @@ from pyrunc.network.netlink import (
     netns_fd,
     same_netns,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CONTAINER_IF = "eth0"
 DEFAULT_BRIDGE = "pyrunc0"

@@ -17,10 +17,13 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import os
-from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pyrunc.network.netlink import NetworkError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEFAULT_STATE_ROOT = "/run/pyrunc-net"
 

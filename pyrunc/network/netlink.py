@@ -9,12 +9,15 @@ helper per socket) and it accepts any namespace path, such as /proc/<pid>/ns/net
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import CLONE_NEWNET
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class NetworkError(Exception):

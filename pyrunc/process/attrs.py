@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Callable
 
 from pyrunc import trace
 from pyrunc.linux import syscalls
@@ -22,6 +21,7 @@ from pyrunc.spec.model import Config, Process
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
+    from collections.abc import Callable
 else:
     import _signal as signal  # the C module: `signal` itself builds enums, ms of every create
 

@@ -14,7 +14,6 @@ must collect its exit status.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from pyrunc.linux import syscalls
 from pyrunc.linux.consts import PR_SET_CHILD_SUBREAPER
@@ -24,6 +23,7 @@ from pyrunc.process.launchspec import LaunchSpec
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
+    from collections.abc import Callable
 else:
     import _signal as signal  # the C module: `signal` itself builds enums, ms of every create
 

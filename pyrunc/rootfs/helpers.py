@@ -4,12 +4,10 @@ propagation, remounts, creating mount points.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
 
 from pyrunc.linux import inroot
 from pyrunc.linux.consts import (
@@ -90,21 +88,34 @@ def target_in(root_fd: int, root: str, resolved: str) -> Target:
     return Target(root_fd, root, inner or "/")
 
 
-@contextlib.contextmanager
-def _opened(dest: Target, step: str) -> Iterator[str]:
-    """Open `dest` inside its root, not following a final symlink, and yield the magic link of
-    that fd: mount(2) on it acts on exactly the object opened.
+class _opened:  # named as the function it was: `with _opened(dest, step) as target:`
+    """Open `dest` inside its root, not following a final symlink, and give the magic link of
+    that fd to the `with` block: mount(2) on it acts on exactly the object opened.
+
+    A class, not a `contextlib.contextmanager`: contextlib (and the `collections` it imports) is
+    ~1 ms of every `create` otherwise.
     """
-    try:
-        fd = inroot.open_in_root(dest.root_fd, dest.path, follow=False)
-    except OSError as exc:
-        raise describe_oserror(exc, step) from None
-    try:
-        if stat.S_ISLNK(os.fstat(fd).st_mode):
-            raise KernelError(errno.ELOOP, f"{step}: {dest.path} is a symlink", dest.host)
-        yield inroot.fd_path(fd)
-    finally:
-        os.close(fd)
+
+    __slots__ = ("fd",)
+
+    def __init__(self, dest: Target, step: str) -> None:
+        try:
+            fd = inroot.open_in_root(dest.root_fd, dest.path, follow=False)
+        except OSError as exc:
+            raise describe_oserror(exc, step) from None
+        try:
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise KernelError(errno.ELOOP, f"{step}: {dest.path} is a symlink", dest.host)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def __enter__(self) -> str:
+        return inroot.fd_path(self.fd)
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self.fd)
 
 
 def _mount_at(source: str | None, dest: Target, fstype: str | None, flags: int, data: str | None,

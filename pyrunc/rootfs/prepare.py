@@ -4,12 +4,9 @@ rootfs and populate /dev.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
 import os
 import stat
-from collections.abc import Callable
 
 from pyrunc import devices, log
 from pyrunc.linux import inroot
@@ -52,17 +49,21 @@ from pyrunc.rootfs.mountinfo import _mount_containing, read_mountinfo
 from pyrunc.rootfs.resolve import secure_join
 from pyrunc.spec.model import Config, Mount
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    #: Opens a bind source from the host side, returning an O_PATH fd (see
+    #: process/mountsource.py).
+    SourceOpener = Callable[[str], int]
+
+    #: Has the runtime build the idmapped tree of mount N (its index in config.mounts); an fd.
+    TreeOpener = Callable[[int], int]
+
 
 def has_mount_namespace(config: Config) -> bool:
     """True when the init has a mount namespace of its own (new or joined)."""
     return config.linux.namespace("mount") is not None
-
-
-#: Opens a bind source from the host side, returning an O_PATH fd (see process/mountsource.py).
-SourceOpener = Callable[[str], int]
-
-#: Has the runtime build the idmapped tree of mount N (its index in config.mounts); an fd.
-TreeOpener = Callable[[int], int]
 
 
 def prepare_rootfs(config: Config, request_source: SourceOpener | None = None,
@@ -102,8 +103,8 @@ def _tree_opener(config: Config, index: int,
     if not is_idmapped(m):
         return None
     if request_tree is not None:
-        return functools.partial(request_tree, index)
-    return functools.partial(local_idmapped_tree, config, m)
+        return lambda: request_tree(index)
+    return lambda: local_idmapped_tree(config, m)
 
 
 def _root_propagation(config: Config) -> int:
@@ -312,13 +313,19 @@ def _mount_tmpfs_copy_up(m: Mount, flags: int, data: str, dest: Target) -> None:
                 os.close(src_fd)
             _mount_at(staging, dest, None, MS_MOVE, None, f"move {what} into place")
         except BaseException:
-            with contextlib.suppress(OSError):
+            try:
                 umount2(staging, MNT_DETACH)
+            except OSError:
+                pass
             raise
     except shutil.Error as exc:
         raise KernelError(errno.EIO, f"copy {m.destination} into its tmpfs: {exc}") from None
     finally:
-        with contextlib.suppress(OSError):
+        try:
             umount2(staging, MNT_DETACH)   # the private bind
-        with contextlib.suppress(OSError):
+        except OSError:
+            pass
+        try:
             os.rmdir(staging)
+        except OSError:
+            pass

@@ -91,7 +91,8 @@ def test_state_of_a_real_container_imports_nothing_heavy(runtime, bundle):
     runtime("create", "-b", str(bundle("true")), "hot")
     code = ("import sys\nfrom pyrunc.cli.main import main\n"
             f"main(['--root', {str(runtime.root)!r}, 'state', 'hot'])\n"
-            "heavy = [m for m in ('jsonschema', 'fastjsonschema', 'pyroute2') if m in sys.modules]\n"
+            "heavy = [m for m in ('jsonschema', 'fastjsonschema', 'pyroute2', 'collections',\n"
+            "                     'enum', 'functools') if m in sys.modules]\n"
             "sys.stdout.write('\\nHEAVY=' + ','.join(heavy))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             stdin=subprocess.DEVNULL)
@@ -100,13 +101,13 @@ def test_state_of_a_real_container_imports_nothing_heavy(runtime, bundle):
     runtime("delete", "hot")
 
 
-def test_create_and_delete_of_a_plain_bundle_do_not_import_pyroute2_typing_or_re(runtime, bundle,
-                                                                                 tmp_path):
+def test_create_and_delete_of_a_plain_bundle_do_not_import_pyroute2_typing_re_or_collections(
+        runtime, bundle, tmp_path):
     code = ("import sys\nfrom pyrunc.cli.main import main\n"
             f"root = {str(runtime.root)!r}\n"
             f"rc = main(['--root', root, 'create', '-b', {str(bundle('true'))!r}, 'plain'])\n"
             "after_create = 'pyroute2' in sys.modules\n"
-            "typing = 'typing' in sys.modules or 're' in sys.modules\n"
+            "typing = any(m in sys.modules for m in ('typing', 're', 'collections'))\n"
             "rc += main(['--root', root, 'delete', '--force', 'plain'])\n"
             "sys.stderr.write(f'\\nRC={rc} CREATE={after_create} "
             "DELETE={\"pyroute2\" in sys.modules} TYPING_OR_RE={typing}')\n")

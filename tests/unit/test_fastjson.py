@@ -62,3 +62,10 @@ def test_malformed_input_is_a_value_error_even_without_json_imported(text):
             "print('json' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["ValueError", "False"], result.stderr
+
+
+def test_dumps_after_an_error_still_encodes_the_same_objects():
+    doc = {"a": [1, 2]}
+    with pytest.raises(TypeError):
+        fastjson.dumps({"a": doc["a"], "b": object()})
+    assert fastjson.dumps(doc) == json.dumps(doc)

@@ -65,3 +65,32 @@ def test_the_config_model_imports_without_typing():
             "print('typing' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_keywords_defaults_and_wrong_arguments_are_handled_like_typing():
+    assert Point(y=2, x=1) == Point(1, 2) == TypedPoint(y=2, x=1)
+    assert Point(1, tags=("a",)) == (1, 0, ("a",))
+    assert Point._make([1, 2, ()]) == Point(1, 2) and Point(1)._asdict() == TypedPoint(1)._asdict()
+    for args, kwargs in (((), {}), ((1, 2, (), 4), {}), ((1,), {"x": 2}), ((1,), {"z": 2})):
+        with pytest.raises(TypeError):
+            TypedPoint(*args, **kwargs)
+        with pytest.raises(TypeError):
+            Point(*args, **kwargs)
+    with pytest.raises(TypeError):
+        Point(1)._replace(z=3)
+
+
+def test_copy_and_pickle_give_equal_records():
+    import copy
+    import pickle
+
+    p = Point(3, -4, ("a",))
+    assert copy.copy(p) == copy.deepcopy(p) == pickle.loads(pickle.dumps(p)) == p
+    assert type(pickle.loads(pickle.dumps(p))) is Point
+
+
+def test_records_import_neither_typing_nor_collections():
+    code = ("import sys\nimport pyrunc.records, pyrunc.spec.model\n"
+            "print(sorted({'typing', 'collections'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr
