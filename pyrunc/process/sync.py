@@ -111,18 +111,13 @@ class SyncChannel:
         return msg
 
     def _peek_length(self) -> int:
-        """The size of the datagram waiting to be read (0 at EOF)."""
-        import ctypes
+        """The size of the datagram waiting to be read (0 at EOF).
 
-        from pyrunc.linux.syscalls import _libc
-
-        buf = ctypes.create_string_buffer(1)
-        n = _libc.recv(self.sock.fileno(), buf, ctypes.c_size_t(1),
-                       ctypes.c_int(_socket.MSG_PEEK | _socket.MSG_TRUNC))
-        if n < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        return int(n)
+        recv_into with MSG_TRUNC returns the datagram's full length while copying one byte,
+        and, as every socket method, is retried when a signal interrupts the wait (a signal
+        to a foreground `run` while it creates is held for the container, not an error).
+        """
+        return self.sock.recv_into(bytearray(1), 1, _socket.MSG_PEEK | _socket.MSG_TRUNC)
 
     def expect(self, kind: str) -> dict[str, Any]:
         """Receive one message that must be `kind` (an ERROR from the peer becomes an exception)."""

@@ -103,3 +103,30 @@ def test_a_move_that_fails_for_a_live_child_raises_the_kernels_error():
     finally:
         parent.close()
         child.close()
+
+
+def test_a_signal_during_the_wait_for_a_message_is_not_an_error():
+    """A foreground `run` holds signals for the container while it waits on the channel: the
+    handler runs and the wait goes on (no EINTR)."""
+    import signal
+    import time
+
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, _frame: caught.append(signum))
+    parent, child = sync.SyncChannel.pair()
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        time.sleep(0.3)
+        child.send("ready")
+        os._exit(0)
+    child.close()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        assert parent.recv()["type"] == "ready"
+        assert caught == [signal.SIGALRM]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        parent.close()
+        os.waitpid(pid, 0)
