@@ -31,9 +31,13 @@ def running(runtime, bundle):
         return int(runtime.state(cid)["pid"])
 
     yield factory
+    failed = {}
     for cid in made:
-        runtime("delete", "--force", cid, check=False)
+        result = runtime("delete", "--force", cid, check=False)
+        if result.returncode != 0:
+            failed[cid] = result.stderr
     reap_children()
+    assert not failed, failed
 
 
 def test_exec_joins_every_namespace_and_the_cgroup_of_the_init(runtime, running):
