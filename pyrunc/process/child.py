@@ -48,7 +48,7 @@ def run_intermediate(chan: sync.SyncChannel, spec: LaunchSpec,
         # Here rather than in the runtime: the runtime is meanwhile moving this process into
         # the container's cgroup, and the first such move of a burst waits out an RCU grace
         # period (cgroup_threadgroup_rwsem, several ms) in which these imports come for free.
-        # Still in the host's namespaces, as the runtime's own copy of the runtime.
+        # This process is still in the host's namespaces with the runtime's privileges.
         preload_modules(spec.config)
         # Also in that wait: building linux.seccomp with libseccomp (a few ms for a default
         # profile of containerd or podman). Only user-space memory, which the init inherits;
